@@ -1,0 +1,64 @@
+"""A small randomly initialised CLIP that needs no download, for tests and the demo.
+
+It has the real architecture (transformers ``CLIPModel``) at a tiny width, projection
+dim 512 like ViT-B/16, and a byte-level tokenizer whose vocabulary is built here
+(every byte, with and without the end-of-word marker, no merges), so text still
+tokenizes. It is saved with ``save_pretrained`` and loaded by path through
+:func:`features.clip_loader.load_clip`, the same code as the real model.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+log = logging.getLogger("pipeline")
+
+TINY_SEED = 0
+
+
+def _byte_symbols() -> list[str]:
+    """The 256 printable stand-ins for bytes used by GPT-2/CLIP byte-level BPE."""
+    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+                 + list(range(ord("®"), ord("ÿ") + 1)))
+    codes, extra = printable[:], 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in codes]
+
+
+def make_tiny_clip(path: str | Path, seed: int = TINY_SEED) -> Path:
+    """Write the tiny CLIP to ``path`` (skipped when already there) and return the path."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    path = Path(path)
+    if (path / "config.json").exists() and (path / "model.safetensors").exists():
+        return path
+    symbols = _byte_symbols()
+    vocab = {s: i for i, s in enumerate(symbols)}
+    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
+    bos, eos = "<|startoftext|>", "<|endoftext|>"
+    vocab[bos], vocab[eos] = len(vocab), len(vocab) + 1
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
+                         bos_token_id=vocab[bos], eos_token_id=vocab[eos], pad_token_id=vocab[eos]),
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, image_size=224, patch_size=32),
+        projection_dim=512)
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)      # left by an interrupted earlier call
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(path, ignore_errors=True)     # an incomplete earlier copy
+    tmp.replace(path)
+    log.info("wrote offline tiny CLIP (random weights, projection dim 512) to %s", path)
+    return path

@@ -1,0 +1,91 @@
+"""`pipeline`: the command line. Thin: parse options, call one function per stage, print.
+
+Every stage is a plain Python function too (``extract.extract_videos``, ...); this file
+only turns options into arguments and results into lines on the terminal.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+import click
+
+from features import UserError, paths
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    for noisy in ("distributed", "transformers", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def user_errors(fn):
+    """Print a UserError as one line (no traceback) and exit with status 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def cli(verbose: bool):
+    """Weakly-supervised video anomaly detection and recognition (AnomalyCLIP).
+
+    \b
+    extract  videos -> CLIP frame embeddings in one HDF5 file
+    info     describe a feature file
+    Outputs go under ./pipeline_out (or $PIPELINE_WORKDIR), where later commands find them.
+    """
+    _setup_logging(verbose)
+
+
+# ---------------------------------------------------------------- stage one: extract
+@cli.command()
+@click.option("--videos", "videos_dir", required=True, type=click.Path(),
+              help="Folder of videos, searched recursively (mp4, avi, mkv, mov, webm, ...).")
+@click.option("--out", type=click.Path(), default=None,
+              help="Feature file to write or extend [default: pipeline_out/features.h5].")
+@click.option("--model", default=None,
+              help="CLIP hub id or local folder [default: openai/clip-vit-base-patch16].")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep every Nth native frame (1 = every frame, as the method uses).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Frames per encoder batch [default: 256 on CUDA, 64 on CPU].")
+@click.option("--device", default="auto", show_default=True,
+              help="auto | cpu | cuda | cuda:N.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Videos decoded in parallel, one ffmpeg process each [default: CPU cores].")
+@user_errors
+def extract(videos_dir, out, model, stride, batch_size, device, workers):
+    """Decode every video in --videos and store its CLIP frame embeddings."""
+    from extract import extract_videos
+
+    result = extract_videos(videos_dir, out=out, model=model, stride=stride,
+                            batch_size=batch_size, device=device, workers=workers)
+    click.echo(result.summary())
+    sys.exit(1 if result.failed else 0)
+
+
+@cli.command()
+@click.argument("features_file", type=click.Path(), required=False)
+@user_errors
+def info(features_file):
+    """Describe a feature file: model, videos, frames, dims, labels."""
+    from features.describe import describe
+
+    click.echo(describe(features_file or paths.default_features()))
+
+
+def main():
+    cli()
+
+
+if __name__ == "__main__":
+    main()

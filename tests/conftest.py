@@ -1,0 +1,22 @@
+"""Shared fixtures: the offline tiny CLIP and small generated videos (ffmpeg lavfi)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    """Path of the offline random tiny CLIP (projection dim 512), built once per session."""
+    from features.tiny_clip import make_tiny_clip
+
+    return str(make_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip"))
+
+
+@pytest.fixture(autouse=True)
+def _workdir(tmp_path, monkeypatch):
+    """Every test gets its own default work directory (pipeline_out)."""
+    monkeypatch.setenv("PIPELINE_WORKDIR", str(tmp_path / "pipeline_out"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
