@@ -1,0 +1,1 @@
+"""Scoring a split or a single video, metrics, tables and plots."""

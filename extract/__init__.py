@@ -1,0 +1,1 @@
+"""Stage one: videos -> frames (ffmpeg) -> CLIP embeddings -> the HDF5 feature store."""

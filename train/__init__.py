@@ -1,0 +1,1 @@
+"""Stage two: the AnomalyCLIP model parts, losses, window sampling, training runs and Dask orchestration."""
