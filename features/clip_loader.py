@@ -56,7 +56,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     """
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(str(t.dtype).encode())
