@@ -83,6 +83,18 @@ def info(features_file):
     click.echo(describe(features_file or paths.default_features()))
 
 
+# ---------------------------------------------------------------- datasets: label / import
+# (issue 4: `pipeline label`, `pipeline import`)
+
+
+# ---------------------------------------------------------------- stage two: train
+# (issue 5: `pipeline train`)
+
+
+# ---------------------------------------------------------------- evaluate: score / demo
+# (issue 6: `pipeline score`, `pipeline demo`)
+
+
 def main():
     cli()
 
