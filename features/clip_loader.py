@@ -69,6 +69,9 @@ def load_clip(model_id: str = DEFAULT_MODEL, device: str | torch.device = "cpu",
     """Load ``model_id`` (hub id such as ``openai/clip-vit-base-patch16`` or a local folder
     written by ``save_pretrained``) in eval mode on ``device``."""
     from transformers import CLIPModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     device = resolve_device(device) if isinstance(device, str) else device
     dtype = dtype or default_dtype(device)

@@ -1,0 +1,58 @@
+"""What an extraction run did: counts, speed, failures (a CSV next to the output)."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Failure:
+    video_id: str
+    path: str
+    reason: str
+
+
+@dataclass
+class ExtractResult:
+    out: Path
+    found: int = 0                 # video files in the folder
+    ignored: int = 0               # non-video files skipped by extension
+    skipped: int = 0               # already stored with the same size and mtime
+    done: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    rows: int = 0                  # embeddings written this run
+    seconds: float = 0.0
+    videos_in_store: int = 0
+    failures_csv: Path | None = None
+    model: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"{'output':<12} {self.out}  ({self.videos_in_store} videos)",
+            f"{'model':<12} {self.model}",
+            f"{'videos':<12} {self.found} found, {len(self.done)} extracted, {self.skipped} "
+            f"already stored (skipped), {len(self.failed)} failed, {self.ignored} non-video "
+            f"files ignored",
+            f"{'frames':<12} {self.rows:,} in {self.seconds:.1f} s ({self.fps:,.1f} frames/s)",
+        ]
+        if self.failed:
+            lines.append(f"{'failures':<12} {self.failures_csv}")
+            lines += [f"  FAILED {f.path}: {f.reason}" for f in self.failed]
+        return "\n".join(lines)
+
+
+def write_failures(path: Path, failures: list[Failure]) -> Path:
+    """The failures of this run (a later successful run writes an empty table)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["video_id", "path", "reason"])
+        for f in failures:
+            writer.writerow([f.video_id, f.path, f.reason])
+    tmp.replace(path)
+    return path

@@ -1,0 +1,243 @@
+"""`extract_videos`: a folder of videos -> one HDF5 feature file, resumable and crash-safe.
+
+Steps: scan the folder; skip videos already stored (same relative path, size and mtime) or
+already in a committed shard; probe the rest in parallel (bad files fail here, cheaply);
+decode + encode each remaining video into its own shard (threads sharing one encoder
+locally, or tasks on a Dask cluster with ``scheduler``); merge the shards into the feature
+file atomically; write the failures table next to it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+from tqdm.auto import tqdm
+
+import features
+from features import paths
+from features.clip_loader import DEFAULT_MODEL, LoadedClip, load_clip
+from features.errors import UserError
+from features.store import FORMAT, read_attrs
+
+from .commit import committed_shards, merge_shards, parts_dir
+from .decode import PREPROCESSING
+from .encode import FrameEncoder, default_batch_size, fit_batch_size
+from .ffmpeg_bin import ffmpeg_exe
+from .probe import ProbeError, VideoInfo, probe
+from .report import ExtractResult, Failure, write_failures
+from .scan import VideoSource, scan_videos, unreadable_reason
+from .video import extract_one_video
+
+log = logging.getLogger("pipeline")
+
+
+def _no_bar(show: bool | None) -> bool | None:
+    """tqdm's ``disable``: None = show bars only on a terminal."""
+    return None if show is None else not show
+
+
+def _model_id_for_store(model: str) -> str:
+    """Hub ids as given; local folders as absolute paths, so later stages find them."""
+    local = Path(model).expanduser()
+    return str(local.resolve()) if local.exists() else model
+
+
+def _existing_store(out: Path) -> tuple[dict, dict[str, dict]]:
+    """(file attrs, {video_id: video attrs}) of the current feature file, if any."""
+    if not out.exists():
+        return {}, {}
+    try:
+        with h5py.File(out, "r") as h5:
+            if h5.attrs.get("format") != FORMAT:
+                raise UserError(f"--out {out}: exists and is not a feature file of this tool; "
+                                "choose another --out")
+            videos = {vid: read_attrs(g) for vid, g in h5.get("videos", {}).items()
+                      if g.attrs.get("complete", False)}
+            return read_attrs(h5), videos
+    except OSError as err:
+        raise UserError(f"--out {out}: exists but cannot be read as HDF5 ({err}); move it away "
+                        "and re-run (committed videos in the .parts folder are kept)") from None
+
+
+def _check_compatible(out: Path, stored: dict, model: str | None, stride: int) -> str:
+    """The model to use; an error when ``out`` was made with another model or stride."""
+    if stored:
+        if int(stored.get("stride", stride)) != stride:
+            raise UserError(f"--out {out}: holds features at stride {stored['stride']}, not "
+                            f"{stride}; use --stride {stored['stride']} or another --out")
+        if model and _model_id_for_store(model) != stored.get("model_id"):
+            raise UserError(f"--out {out}: holds features of model {stored.get('model_id')}; "
+                            f"pass that --model or another --out")
+        return stored.get("model_id", model or DEFAULT_MODEL)
+    return model or DEFAULT_MODEL
+
+
+def _file_attrs(clip: LoadedClip, stride: int, batch_size: int) -> dict:
+    return {
+        "model_id": _model_id_for_store(clip.model_id), "model_sha256": clip.fingerprint,
+        "model_revision": clip.revision, "embed_dim": clip.embed_dim, "stride": stride,
+        "preprocessing": PREPROCESSING, "decoder": f"ffmpeg ({Path(ffmpeg_exe()).name})",
+        "encoder_dtype": str(clip.dtype).replace("torch.", ""), "batch_size": batch_size,
+        "device": clip.device.type, "source": "extracted",
+        "package_version": features.__version__,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _probe_all(todo: list[VideoSource], workers: int, failures: list[Failure],
+               show: bool) -> list[tuple[VideoSource, VideoInfo]]:
+    ok: list[tuple[VideoSource, VideoInfo]] = []
+    readable = []
+    for src in todo:
+        why = unreadable_reason(src)
+        if why:
+            failures.append(Failure(src.video_id, src.relpath, why))
+        else:
+            readable.append(src)
+
+    def one(src):
+        try:
+            return src, probe(str(src.path)), None
+        except ProbeError as err:
+            return src, None, str(err)
+
+    with ThreadPoolExecutor(max_workers=max(2, workers)) as pool:
+        results = pool.map(one, readable)
+        for src, info, why in tqdm(results, total=len(readable), desc="probing", unit="video",
+                                   disable=_no_bar(show), leave=False):
+            if why:
+                failures.append(Failure(src.video_id, src.relpath, why))
+            else:
+                ok.append((src, info))
+    return ok
+
+
+def extract_videos(videos: str | Path, out: str | Path | None = None, model: str | None = None,
+                   stride: int = 1, batch_size: int | None = None, device: str = "auto",
+                   workers: int | None = None, scheduler: str | None = None,
+                   progress: bool | None = None) -> ExtractResult:
+    """Extract CLIP frame embeddings of every video under ``videos`` into ``out``.
+
+    Re-running skips what is stored; an interrupted run resumes where it stopped. Returns
+    an :class:`ExtractResult`; videos that fail are listed there and in
+    ``<out>.failures.csv`` and never stop the run.
+    """
+    t0 = time.perf_counter()
+    out = Path(out) if out else paths.default_features()
+    if stride < 1:
+        raise UserError(f"--stride {stride}: must be 1 or more")
+    workers = workers or os.cpu_count() or 1
+    show = progress if progress is not None else None
+    scan = scan_videos(videos)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stored_attrs, stored = _existing_store(out)
+    model = _check_compatible(out, stored_attrs, model, stride)
+    folder = parts_dir(out)
+    pending = committed_shards(folder)
+    result = ExtractResult(out=out, found=len(scan.videos), ignored=scan.ignored, model=model)
+
+    todo: list[VideoSource] = []
+    for src in scan.videos:
+        have = pending.get(src.video_id, (None, stored.get(src.video_id)))[1]
+        if have and (have.get("source_path"), have.get("source_size"),
+                     have.get("source_mtime_ns")) == (src.relpath, src.size, src.mtime_ns):
+            result.skipped += 1
+        else:
+            todo.append(src)
+    failures: list[Failure] = []
+    probed = _probe_all(todo, workers, failures, show)
+    file_attrs = dict(stored_attrs)
+
+    if probed:
+        clip = load_clip(model, device)
+        if stored_attrs and stored_attrs.get("model_sha256") not in (None, clip.fingerprint):
+            raise UserError(f"--out {out}: was made with other weights of {model} (sha256 "
+                            f"{str(stored_attrs['model_sha256'])[:12]}..., now "
+                            f"{clip.fingerprint[:12]}...); use another --out")
+        batch = batch_size or default_batch_size(clip.device)
+        encoder = FrameEncoder(clip, batch)
+        batch = fit_batch_size(encoder, batch)
+        file_attrs = {**_file_attrs(clip, stride, batch), **{
+            k: v for k, v in stored_attrs.items() if k in ("created_utc",)}}
+        log.info("extracting %d videos (%d already stored) with %d decoders, batch %d, %s",
+                 len(probed), result.skipped, workers, batch, clip.device)
+        if scheduler:
+            from .distributed import extract_on_dask
+            done, failed = extract_on_dask(probed, scheduler, model, device, batch, folder,
+                                           file_attrs, stride, show)
+        else:
+            done, failed = _extract_local(probed, encoder, clip.embed_dim, folder, file_attrs,
+                                          stride, batch, workers, show)
+        result.done = [src.video_id for src, _ in done]
+        result.rows = sum(rows for _, rows in done)
+        failures += failed
+
+    # merge every committed shard (this run's and any left by an interrupted one)
+    shards = committed_shards(folder)
+    if shards:
+        if not file_attrs:                      # nothing new to encode: take a shard's attrs
+            with h5py.File(next(iter(shards.values()))[0], "r") as h5:
+                file_attrs = read_attrs(h5)
+        result.videos_in_store = merge_shards(out, {v: p for v, (p, _) in shards.items()},
+                                              file_attrs)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+    else:
+        result.videos_in_store = len(stored)
+    result.failed = failures
+    result.failures_csv = write_failures(out.with_name(out.stem + ".failures.csv"), failures)
+    if failures:
+        log.warning("%d videos failed; see %s", len(failures), result.failures_csv)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,
+                   file_attrs: dict, stride: int, batch: int, workers: int, show):
+    """Threads, one ffmpeg process each, sharing one encoder (used one batch at a time)."""
+    lock = threading.Lock()
+    stop = threading.Event()
+    total = sum(-(-info.n_packets // stride) for _, info in probed)
+    frames_bar = tqdm(total=total, desc="frames", unit="frame", unit_scale=True,
+                      disable=_no_bar(show), smoothing=0.05)
+    videos_bar = tqdm(total=len(probed), desc="videos", unit="video",
+                      disable=_no_bar(show))
+
+    def encode(frames):
+        with lock:
+            return encoder(frames)
+
+    def on_rows(n):
+        frames_bar.update(n)
+
+    def one(item):
+        src, info = item
+        why = extract_one_video(src, info, encode, embed_dim, folder, file_attrs, stride, batch,
+                                on_rows, stop)
+        videos_bar.update(1)
+        if frames_bar.disable:
+            log.info("%s %s", "done" if why is None else "FAILED", src.relpath)
+        return src, info, why
+
+    done, failed = [], []
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for src, info, why in pool.map(one, probed):
+            if why is None:
+                done.append((src, -(-info.n_packets // stride)))
+            else:
+                failed.append(Failure(src.video_id, src.relpath, why))
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        frames_bar.close()
+        videos_bar.close()
+    return done, failed
