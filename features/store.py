@@ -73,8 +73,12 @@ class VideoWriter:
         self.times = self.group.create_dataset(
             "timestamps_ms", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(4096,))
 
-    def append(self, embeddings: np.ndarray, frame_index: np.ndarray, timestamps_ms: np.ndarray):
+    def append(self, embeddings: np.ndarray, frame_index: np.ndarray,
+               timestamps_ms: np.ndarray | None = None):
+        """Append k rows; timestamps may instead be given all at once to :meth:`finish`."""
         k = len(embeddings)
+        if timestamps_ms is None:
+            timestamps_ms = np.full(k, np.nan)
         if not (k == len(frame_index) == len(timestamps_ms)):
             raise ValueError("embeddings, frame_index and timestamps_ms differ in length")
         for ds, rows in ((self.emb, embeddings), (self.index, frame_index),
@@ -83,7 +87,12 @@ class VideoWriter:
             ds[self.n:self.n + k] = rows
         self.n += k
 
-    def finish(self, attrs: dict):
+    def finish(self, attrs: dict, timestamps_ms: np.ndarray | None = None):
+        """Write metadata (and, when given, all timestamps at once) and mark complete."""
+        if timestamps_ms is not None:
+            if len(timestamps_ms) != self.n:
+                raise ValueError(f"{len(timestamps_ms)} timestamps for {self.n} rows")
+            self.times[:] = timestamps_ms
         for key, value in attrs.items():
             self.group.attrs[key] = value
         self.group.attrs["n_rows"] = self.n
