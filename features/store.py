@@ -5,10 +5,12 @@ Layout (``h5ls -r features.h5`` shows it)::
     /                          file attrs: format, format_version, model_id, model_sha256,
                                model_revision, embed_dim, dtype, stride, preprocessing,
                                decoder, source (extracted|imported), package_version,
-                               created_utc, [dataset, class_names, normal_class]
+                               created_utc, [dataset, class_names, normal_class],
+                               [n_crops: embeddings are (T, n_crops, D), import --crop all]
     /videos/<video_id>/        group attrs: source_path, source_size, source_mtime_ns, fps,
                                n_frames (native), duration_s, width, height, rotation,
-                               stride, n_rows, complete, [split, class_name, label]
+                               stride, n_rows, complete, [split, class_name, label,
+                               class_names_all (JSON, multi-label videos, training class first)]
         embeddings   (T, D)    float16, chunked (64, D): CLIP image embeddings, not normalised
         frame_index  (T,)      int64: native frame number of each row (0-based)
         timestamps_ms (T,)     float64: presentation time of each row
@@ -39,7 +41,9 @@ NORMAL_CLASS = "Normal"
 SPLITS = ("train", "val", "test")
 
 _VIDEO_COLUMNS = ["video_id", "n_rows", "n_frames", "fps", "duration_s", "stride", "width",
-                  "height", "source_path", "split", "class_name", "label", "intervals"]
+                  "height", "source_path", "split", "class_name", "label", "intervals",
+                  "class_names_all"]
+_LABEL_ATTRS = ("split", "class_name", "label", "class_names_all")
 
 
 def _attr(value):
@@ -62,12 +66,14 @@ class VideoWriter:
     :meth:`finish` writes the metadata attrs and marks the group complete.
     """
 
-    def __init__(self, h5: h5py.File, video_id: str, embed_dim: int):
+    def __init__(self, h5: h5py.File, video_id: str, embed_dim: int, n_crops: int | None = None):
+        # rows are (D,) or, for imported ten-crop features kept whole, (n_crops, D)
+        row = (embed_dim,) if n_crops is None else (n_crops, embed_dim)
         self.group = h5.require_group("videos").create_group(video_id)
         self.n = 0
         self.emb = self.group.create_dataset(
-            "embeddings", shape=(0, embed_dim), maxshape=(None, embed_dim), dtype=EMBED_DTYPE,
-            chunks=(CHUNK_ROWS, embed_dim))
+            "embeddings", shape=(0, *row), maxshape=(None, *row), dtype=EMBED_DTYPE,
+            chunks=(max(1, CHUNK_ROWS // (n_crops or 1)), *row))  # same bytes per chunk
         self.index = self.group.create_dataset(
             "frame_index", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         self.times = self.group.create_dataset(
@@ -101,8 +107,10 @@ class VideoWriter:
 
 def write_video(h5: h5py.File, video_id: str, embeddings: np.ndarray, frame_index: np.ndarray,
                 timestamps_ms: np.ndarray, attrs: dict) -> None:
-    """Write a whole video at once (import, tests)."""
-    writer = VideoWriter(h5, video_id, embeddings.shape[1])
+    """Write a whole video at once (import, tests). ``embeddings`` is (T, D) or, for
+    imported crops kept as an axis, (T, n_crops, D)."""
+    n_crops = embeddings.shape[1] if embeddings.ndim == 3 else None
+    writer = VideoWriter(h5, video_id, embeddings.shape[-1], n_crops=n_crops)
     writer.append(embeddings, frame_index, timestamps_ms)
     writer.finish(attrs)
 
@@ -162,6 +170,13 @@ class FeatureStore:
         return int(self.attrs["embed_dim"])
 
     @property
+    def n_crops(self) -> int | None:
+        """Crops per row when embeddings are (T, n_crops, D) (``pipeline import --crop all``),
+        else None (the usual (T, D))."""
+        n = self.attrs.get("n_crops")
+        return int(n) if n is not None else None
+
+    @property
     def class_names(self) -> list[str]:
         """All classes incl. the normal one, as stored by labelling (empty when unlabelled)."""
         return json.loads(self.attrs.get("class_names", "[]"))
@@ -200,6 +215,8 @@ class FeatureStore:
             row = {c: a.get(c) for c in _VIDEO_COLUMNS}
             row["video_id"] = vid
             row["intervals"] = [tuple(map(int, r)) for r in self.intervals(vid)]
+            row["class_names_all"] = json.loads(a.get("class_names_all") or "[]") or (
+                [row["class_name"]] if row["class_name"] is not None else [])
             rows.append(row)
         return pd.DataFrame(rows, columns=_VIDEO_COLUMNS)
 
@@ -218,20 +235,35 @@ def open_store(path: str | Path, mode: str = "r") -> FeatureStore:
 
 
 def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[str],
-                 dataset: str) -> None:
+                 dataset: str, unlabelled: Iterable[str] = (), attrs: dict | None = None) -> None:
     """Attach labels to videos already in the store at ``path``.
 
     ``labels`` has columns video_id, split, class_name and optionally intervals (a list of
-    inclusive (start, end) native-frame pairs). ``class_names`` lists every class including
-    ``Normal``. Callers validate first; this only writes.
+    inclusive (start, end) native-frame pairs) and class_names_all (every class of a
+    multi-label video, the training class ``class_name`` first; stored as a JSON attr).
+    ``class_names`` lists every class including ``Normal``. Videos in ``unlabelled`` lose
+    any labels an earlier run gave them; ``attrs`` are extra file attrs (where the labels
+    came from). Callers validate first; this only writes.
     """
     with h5py.File(path, "r+") as h5:
         videos = h5["videos"]
+        for vid in unlabelled:
+            g = videos[vid]
+            for key in _LABEL_ATTRS:
+                if key in g.attrs:
+                    del g.attrs[key]
+            if "intervals" in g:
+                del g["intervals"]
         for row in labels.itertuples(index=False):
             g = videos[row.video_id]
             g.attrs["split"] = row.split
             g.attrs["class_name"] = row.class_name
             g.attrs["label"] = int(row.class_name != NORMAL_CLASS)
+            all_names = getattr(row, "class_names_all", None)
+            if all_names is not None and len(all_names) > 1:
+                g.attrs["class_names_all"] = json.dumps(list(all_names))
+            elif "class_names_all" in g.attrs:
+                del g.attrs["class_names_all"]
             if "intervals" in g:
                 del g["intervals"]
             ivs = getattr(row, "intervals", None)
@@ -240,6 +272,8 @@ def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[s
         h5.attrs["class_names"] = json.dumps(sorted(set(class_names)))
         h5.attrs["normal_class"] = NORMAL_CLASS
         h5.attrs["dataset"] = dataset
+        for key, value in (attrs or {}).items():
+            h5.attrs[key] = value
 
 
 def frame_labels(n_frames: int, intervals) -> np.ndarray:
