@@ -81,14 +81,15 @@ def load_clip(model_id: str = DEFAULT_MODEL, device: str | torch.device = "cpu",
         raise UserError(f"--model {model_id}: folder has no config.json; pass a folder written by "
                         "save_pretrained or a hub id such as openai/clip-vit-base-patch16")
     try:
-        model = CLIPModel.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
+        # loaded in the checkpoint's own dtype: the fingerprint does not depend on the device
+        model = CLIPModel.from_pretrained(source, attn_implementation="sdpa")
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"--model {model_id}: cannot load CLIP ({first}); check the id, your "
                         "network / HF_HUB_OFFLINE, or pass a local folder") from None
-    model.eval().requires_grad_(False).to(device)
-    revision = str(getattr(model.config, "_commit_hash", "") or "")
     fingerprint = weights_fingerprint(model)
+    model.eval().requires_grad_(False).to(device=device, dtype=dtype)
+    revision = str(getattr(model.config, "_commit_hash", "") or "")
     embed_dim = int(model.config.projection_dim)
     log.info("CLIP model: %s (%s, sha256 %s..., dim %d, %s on %s)",
              model_id, "local folder" if local.exists() else "hub", fingerprint[:12], embed_dim,

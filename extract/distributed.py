@@ -1,0 +1,79 @@
+"""Shard extraction over an existing Dask cluster (`pipeline extract --scheduler ADDRESS`).
+
+One task per video. Each worker loads the model once (cached per worker process), decodes
+and encodes the video itself, and writes that video's shard into the shared ``.parts``
+folder; the client merges the shards as in a local run. Only paths and small metadata
+travel through the scheduler, never frames or arrays. Workers must see the videos and the
+output folder at the same paths (a shared filesystem), and a task that loses its worker
+is retried once.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from features.clip_loader import load_clip
+
+from .encode import FrameEncoder
+from .probe import VideoInfo
+from .report import Failure
+from .scan import VideoSource
+from .video import extract_one_video
+
+log = logging.getLogger("pipeline")
+
+_ENCODERS: dict[tuple, FrameEncoder] = {}      # per worker process: loaded once
+
+
+def _encoder(model: str, device: str, batch: int) -> FrameEncoder:
+    key = (model, device, batch)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = FrameEncoder(load_clip(model, device), batch)
+    return _ENCODERS[key]
+
+
+def extract_task(src: VideoSource, info: VideoInfo, device: str, batch: int, folder: str,
+                 file_attrs: dict, stride: int) -> tuple[str, str | None]:
+    """Runs on a worker: one video -> one committed shard. Returns (video_id, failure or None)."""
+    encoder = _encoder(file_attrs["model_id"], device, batch)
+    if encoder.clip.fingerprint != file_attrs["model_sha256"]:
+        return src.video_id, (f"worker loaded different weights for {file_attrs['model_id']} "
+                              f"(sha256 {encoder.clip.fingerprint[:12]}...)")
+    why = extract_one_video(src, info, encoder, encoder.clip.embed_dim, Path(folder),
+                            file_attrs, stride, batch)
+    return src.video_id, why
+
+
+def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str, model: str,
+                    device: str, batch: int, folder: Path, file_attrs: dict, stride: int,
+                    show: bool | None):
+    from dask.distributed import Client, as_completed
+
+    done, failed = [], []
+    by_key = {}
+    with Client(scheduler) as client:
+        log.info("Dask cluster %s: %d workers", scheduler, len(client.scheduler_info()["workers"]))
+        futures = []
+        for src, info in probed:
+            key = f"extract-{src.video_id}-{src.size}-{src.mtime_ns}"
+            by_key[key] = (src, info)
+            futures.append(client.submit(extract_task, src, info, device, batch,
+                                         str(folder.resolve()), file_attrs, stride, retries=1,
+                                         pure=False, key=key))
+        bar = tqdm(total=len(futures), desc="videos", unit="video",
+                   disable=None if show is None else not show)
+        for future in as_completed(futures):
+            src, info = by_key[future.key]
+            try:
+                _, why = future.result()
+            except Exception as err:               # the task itself crashed (twice)
+                why = f"worker error: {type(err).__name__}: {err}"
+            if why is None:
+                done.append((src, -(-info.n_packets // stride)))
+            else:
+                failed.append(Failure(src.video_id, src.relpath, why))
+            bar.update(1)
+        bar.close()
+    return done, failed
