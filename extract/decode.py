@@ -26,7 +26,8 @@ from .ffmpeg_bin import ffmpeg_exe
 from .probe import VideoInfo
 
 PREPROCESSING = ("ffmpeg: select every stride-th frame; scale shorter displayed side to 224 "
-                 "(bicubic, sample aspect and rotation applied); centre crop 224x224; rgb24; "
+                 "(bicubic B=0 C=0.5, sample aspect and rotation applied); centre crop 224x224 "
+                 "(offset floored); rgb24; "
                  "torch: x/255, normalise with CLIP mean/std")
 _SHOWINFO_RE = re.compile(r"Parsed_showinfo.*? n:\s*(\d+) pts:\s*(-?\d+) pts_time:(-?[\d.e+-]+)")
 
@@ -52,8 +53,11 @@ def ffmpeg_command(path: str, info: VideoInfo, stride: int = 1) -> list[str]:
     stream = ffmpeg.input(str(path), threads=1)["v:0"]
     if stride > 1:
         stream = stream.filter("select", f"not(mod(n,{stride}))")
-    stream = (stream.filter("scale", w, h, flags="bicubic")
-              .filter("crop", IMAGE_SIZE, IMAGE_SIZE)
+    # bicubic with Keys a=-0.5 (param0/1 = B, C), as PIL; crop offset floored, as PIL and
+    # Hugging Face's CLIP processor (ffmpeg's default crop rounds half up: 1 px off)
+    off = f"floor((iw-{IMAGE_SIZE})/2)", f"floor((ih-{IMAGE_SIZE})/2)"
+    stream = (stream.filter("scale", w, h, flags="bicubic", param0=0, param1=0.5)
+              .filter("crop", IMAGE_SIZE, IMAGE_SIZE, *off)
               .filter("setsar", 1)
               .filter("showinfo"))
     out = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")

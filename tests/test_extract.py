@@ -1,0 +1,145 @@
+"""Stage one through the real code paths: ffmpeg decoding, the tiny CLIP, the HDF5 store."""
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from extract import extract_videos
+from features import open_store
+from features.clip_loader import CLIP_MEAN, CLIP_STD, load_clip
+from tests.media import decode_full_frames, make_video, reference_timestamps_ms
+
+CASES = {  # name: (make_video kwargs, native frames)
+    "cfr25": (dict(size="320x240", rate="25", seconds=2.0), 50),
+    "ntsc2997": (dict(size="176x144", rate="30000/1001", seconds=2.0), 60),
+    "vfr": (dict(size="320x240", rate="25", seconds=2.0, vfr=True), 50),
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    for name, (kw, _) in CASES.items():
+        make_video(root / f"{name}.mp4", **kw)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stores(clips, tiny_clip, tmp_path_factory):
+    """The clips extracted at stride 1 and 3."""
+    out = tmp_path_factory.mktemp("stores")
+    return {s: extract_videos(clips, out=out / f"s{s}.h5", model=tiny_clip, stride=s,
+                              progress=False).out for s in (1, 3)}
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+@pytest.mark.parametrize("name", list(CASES))
+def test_rows_frame_index_and_timestamps_match_ffmpeg(stores, clips, name, stride):
+    ref_ms = reference_timestamps_ms(clips / f"{name}.mp4")
+    n_native = CASES[name][1]
+    assert len(ref_ms) == n_native
+    with open_store(stores[stride]) as store:
+        rows = store.embeddings(name).shape[0]
+        assert rows == math.ceil(n_native / stride)
+        np.testing.assert_array_equal(store.frame_index(name), np.arange(0, n_native, stride))
+        np.testing.assert_allclose(store.timestamps_ms(name), ref_ms[::stride], atol=0.01)
+        a = store.video_attrs(name)
+        assert a["n_frames"] == n_native and a["n_rows"] == rows and a["stride"] == stride
+    if name == "vfr":   # second half is spaced twice as far apart: really variable
+        gaps = np.diff(ref_ms)
+        assert gaps.min() == pytest.approx(40, abs=0.01) and gaps.max() >= 80 - 0.01
+    if name == "ntsc2997":
+        assert ref_ms[30] == pytest.approx(30 * 1001 / 30, abs=0.01)
+
+
+def _reference_embeddings(tiny_clip, images):
+    """Independent path: PIL bicubic resize (shorter side 224), centre crop, normalise,
+    one frame at a time."""
+    clip = load_clip(tiny_clip, "cpu")
+    mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1)
+    out = []
+    for img in images:
+        w, h = img.size
+        s = 224 / min(w, h)
+        img = img.resize((max(224, round(w * s)), max(224, round(h * s))), resample=3)  # BICUBIC
+        left, top = (img.size[0] - 224) // 2, (img.size[1] - 224) // 2
+        img = img.crop((left, top, left + 224, top + 224))
+        x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255
+        x = ((x - mean) / std).unsqueeze(0)
+        with torch.inference_mode():
+            out.append(clip.model.get_image_features(pixel_values=x).pooler_output[0].numpy())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("name", ["cfr25", "ntsc2997"])
+def test_embeddings_match_independent_pil_reference(stores, clips, tiny_clip, name):
+    images = decode_full_frames(clips / f"{name}.mp4", max_frames=12)
+    ref = _reference_embeddings(tiny_clip, images)
+    with open_store(stores[1]) as store:
+        ours = store.embeddings(name)[:12].astype(np.float32)
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() > 0.999, cos
+    # and they are not trivially equal for all frames: the clip moves
+    assert np.linalg.norm(ours[0] - ours[-1]) > 1e-3
+
+
+def test_extract_twice_gives_identical_arrays(clips, tiny_clip, tmp_path, stores):
+    again = extract_videos(clips, out=tmp_path / "again.h5", model=tiny_clip, progress=False)
+    with open_store(stores[1]) as a, open_store(again.out) as b:
+        assert a.video_ids == b.video_ids == sorted(CASES)
+        for vid in a.video_ids:
+            np.testing.assert_array_equal(a.embeddings(vid)[()], b.embeddings(vid)[()])
+
+
+def test_plain_h5py_sees_the_documented_schema(stores):
+    with h5py.File(stores[3], "r") as h5:
+        for key in ("model_id", "model_sha256", "model_revision", "embed_dim", "preprocessing",
+                    "dtype", "stride", "package_version", "created_utc", "decoder", "format"):
+            assert key in h5.attrs, key
+        assert h5.attrs["dtype"] == "float16" and h5.attrs["stride"] == 3
+        assert h5.attrs["embed_dim"] == 512 and len(h5.attrs["model_sha256"]) == 64
+        g = h5["videos/cfr25"]
+        assert g["embeddings"].dtype == np.float16 and g["embeddings"].shape == (17, 512)
+        assert g["embeddings"].chunks == (64, 512)
+        for key in ("fps", "n_frames", "duration_s", "source_path", "source_size",
+                    "source_mtime_ns", "width", "height", "rotation", "complete"):
+            assert key in g.attrs, key
+        assert g.attrs["fps"] == 25 and g.attrs["source_path"] == "cfr25.mp4"
+
+
+def test_cli_mixed_sizes_rates_codecs_and_info(tmp_path, tiny_clip):
+    """H.264 with audio at 1280x720 25 fps, 176x144 29.97 fps, MPEG-4 Part 2, a rotated
+    phone clip and non-square pixels: one entry each, right row counts, info describes it."""
+    from pipeline import cli
+
+    vids = tmp_path / "videos"
+    make_video(vids / "hd_audio.mp4", size="1280x720", rate="25", seconds=1.0, audio=True)
+    make_video(vids / "qcif.mp4", size="176x144", rate="30000/1001", seconds=1.0)
+    make_video(vids / "sub" / "mpeg4.avi", size="320x240", rate="25", seconds=1.0,
+               codec="mpeg4")
+    make_video(vids / "rotated.mp4", size="320x240", rate="25", seconds=1.0,
+               rotate=90)
+    make_video(vids / "anamorphic.mp4", size="320x240", rate="25", seconds=1.0,
+               extra=["-aspect", "16:9"])
+    (vids / "notes.txt").write_text("not a video")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["extract", "--videos", str(vids), "--model", tiny_clip])
+    assert res.exit_code == 0, res.output
+    assert "5 extracted" in res.output and "1 non-video files ignored" in res.output
+    with open_store(tmp_path / "pipeline_out" / "features.h5") as store:
+        meta = store.metadata().set_index("video_id")
+        assert meta.loc["hd_audio", "n_rows"] == 25 and meta.loc["qcif", "n_rows"] == 30
+        assert meta.loc["mpeg4", "source_path"] == "sub/mpeg4.avi"
+        assert store.video_attrs("hd_audio")["has_audio"]
+        rot = store.video_attrs("rotated")
+        assert rot["rotation"] in (90, 270) and rot["display_width"] == 240
+        assert store.video_attrs("anamorphic")["display_width"] > 320
+    info = runner.invoke(cli, ["info"])
+    assert info.exit_code == 0
+    for text in ("videos           5", "rows 130", tiny_clip, "hd_audio", "float16"):
+        assert text in info.output, text
