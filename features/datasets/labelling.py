@@ -1,0 +1,199 @@
+"""Match a dataset's annotations to the videos of a feature store, check, split, write.
+
+Everything is checked before anything is written, and :func:`features.store.write_labels`
+is the only writer: on any error the store is left exactly as it was.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError
+from ..store import NORMAL_CLASS, SPLITS, open_store, write_labels
+from . import csv_manifest, shanghaitech, ucf_crime, xd_violence
+from .base import Annotations, first_names, video_key
+from .validation import carve_validation, check_fraction
+
+log = logging.getLogger("pipeline")
+
+READERS = {ucf_crime.NAME: ucf_crime.read, xd_violence.NAME: xd_violence.read,
+           shanghaitech.NAME: shanghaitech.read, csv_manifest.NAME: csv_manifest.read}
+DATASETS = tuple(READERS)
+
+
+def read_annotations(dataset: str, annotations: str | Path) -> Annotations:
+    """Parse ``annotations`` (file or folder) with the adapter of ``dataset``."""
+    if dataset not in READERS:
+        raise UserError(f"--dataset {dataset}: unknown dataset; use one of {', '.join(DATASETS)}")
+    path = Path(annotations).expanduser()
+    if not path.exists():
+        raise UserError(f"{path}: no such annotations file or folder; pass --annotations with "
+                        "the dataset's official files (see README, Datasets)")
+    return READERS[dataset](path)
+
+
+def missing_list_path(store_path: Path) -> Path:
+    """Where the full list of listed-but-absent videos goes (next to the store)."""
+    return store_path.with_name(store_path.stem + ".missing.txt")
+
+
+@dataclass
+class LabelPlan:
+    labels: pd.DataFrame            # video_id (of the store), split, class_name, class_names_all, intervals
+    class_names: list[str]
+    missing: list[str] = field(default_factory=list)      # listed, no features
+    unlabelled: list[str] = field(default_factory=list)   # features, not listed
+    carved: bool = False                                  # val split drawn here
+
+
+def _match(ann: Annotations, store_ids: list[str]) -> dict[str, str]:
+    """{annotation video_id: store video_id}; store ids are file stems, normalised alike."""
+    by_key: dict[str, str] = {}
+    for vid in store_ids:
+        key = video_key(vid)
+        if key in by_key:
+            raise UserError(f"videos {by_key[key]} and {vid} of the store both stand for {key}; "
+                            "rename one of the feature files")
+        by_key[key] = vid
+    return {vid: by_key[vid] for vid in ann.entries if vid in by_key}
+
+
+def plan_labels(ann: Annotations, videos: pd.DataFrame, store_path: Path, val_fraction: float = 0.2,
+                seed: int = 0, allow_missing: bool = False) -> LabelPlan:
+    """Check ``ann`` against the store's ``videos`` (columns video_id, n_frames) and return
+    the rows to write. Raises UserError, naming file and line, on the first problem."""
+    check_fraction(val_fraction)
+    matched = _match(ann, list(videos["video_id"]))
+    missing = [vid for vid in ann.entries if vid not in matched]
+    missing_file = missing_list_path(store_path)
+    missing_file.unlink(missing_ok=True)              # from an earlier run
+    if missing:
+        missing_file.write_text("\n".join(missing) + "\n")
+        if not allow_missing:
+            hint = ""
+            if not matched and len(videos):
+                hint = (f" (no listed name matches any video_id: the store has e.g. "
+                        f"{videos['video_id'].iloc[0]!r}, the lists e.g. {missing[0]!r})")
+            raise UserError(f"{len(missing)} of {len(ann.entries)} videos listed in {ann.source} "
+                            f"have no features in {store_path}{hint}: {first_names(missing)}; full "
+                            f"list in {missing_file}; extract or import them, or pass "
+                            "--allow-missing to label the others")
+    n_frames = dict(zip(videos["video_id"], videos["n_frames"]))
+    bad = []
+    for vid, store_id in matched.items():
+        entry = ann.entries[vid]
+        if entry.intervals and max(e for _, e in entry.intervals) >= n_frames[store_id]:
+            bad.append((entry, store_id))
+    if bad:
+        entry, store_id = bad[0]
+        n = int(n_frames[store_id])
+        end = max(e for _, e in entry.intervals)
+        more = f" ({len(bad) - 1} more videos alike)" if len(bad) > 1 else ""
+        raise UserError(f"{entry.intervals_where}: interval end {end} of {entry.video_id} is beyond "
+                        f"its {n} frames (last frame {n - 1}) in {store_path}{more}; the annotation "
+                        "belongs to another copy of the video, or the features were made at "
+                        "another frame rate")
+
+    table = ann.table()
+    table = table[table["video_id"].isin(matched)].copy()
+    carved = val_fraction > 0 and not (table["split"] == "val").any()
+    if carved:
+        table = carve_validation(table, val_fraction, seed)
+    table["video_id"] = table["video_id"].map(matched)
+    labelled = set(table["video_id"])
+    unlabelled = [vid for vid in videos["video_id"] if vid not in labelled]
+    train = table[table["split"] == "train"]
+    if len(train) and (train["class_name"] == NORMAL_CLASS).all():
+        log.warning("warning: no abnormal training video; stage two needs both kinds")
+    elif len(train) and not (train["class_name"] == NORMAL_CLASS).any():
+        log.warning("warning: no normal training video; stage two needs both kinds")
+    cols = ["video_id", "split", "class_name", "class_names_all", "intervals"]
+    return LabelPlan(table[cols].reset_index(drop=True), list(ann.class_names), missing,
+                     unlabelled, carved)
+
+
+@dataclass
+class LabelSummary:
+    store: Path
+    dataset: str
+    annotations: Path
+    labels: pd.DataFrame
+    class_names: list[str]
+    missing: list[str]
+    unlabelled: list[str]
+    val_fraction: float
+    seed: int
+    carved: bool
+
+    def counts(self) -> pd.DataFrame:
+        """Videos per split (rows) and class (columns)."""
+        return pd.crosstab(self.labels["split"], self.labels["class_name"]).reindex(
+            [s for s in SPLITS if s in set(self.labels["split"])])
+
+    def __str__(self) -> str:
+        lines = [f"labelled {len(self.labels)} videos of {self.store} as {self.dataset} "
+                 f"(annotations {self.annotations})"]
+        for split, row in self.counts().iterrows():
+            classes = ", ".join(f"{c} {n}" for c, n in row.items() if n)
+            lines.append(f"  {split:<5} {int(row.sum()):>6}  ({classes})")
+        if self.carved:
+            lines.append(f"  val: {self.val_fraction:g} of each training class, seed {self.seed}")
+        elif (self.labels["split"] == "val").any():
+            lines.append("  val: as given in the annotations")
+        lines.append(f"  {len(self.class_names)} classes: {', '.join(self.class_names)}")
+        if self.missing:
+            lines.append(f"  skipped {len(self.missing)} listed videos with no features "
+                         f"(--allow-missing): {first_names(self.missing)}; full list in "
+                         f"{missing_list_path(self.store)}")
+        if self.unlabelled:
+            lines.append(f"  {len(self.unlabelled)} videos of the store are in no list and stay "
+                         f"unlabelled: {first_names(self.unlabelled)}")
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        return str(self)
+
+
+def _videos_of(store_path: Path) -> pd.DataFrame:
+    """video_id and native frame count of every complete video of the store."""
+    with open_store(store_path) as store:
+        meta = store.metadata()
+    n = meta["n_frames"].astype("float64")
+    fallback = meta["n_rows"].astype("float64") * meta["stride"].fillna(1).astype("float64")
+    return pd.DataFrame({"video_id": meta["video_id"],
+                         "n_frames": n.fillna(fallback).astype("int64")})
+
+
+def apply_plan(store_path: Path, ann: Annotations, plan: LabelPlan, val_fraction: float,
+               seed: int) -> None:
+    """Write ``plan`` into the store (the only write)."""
+    write_labels(store_path, plan.labels, plan.class_names, ann.dataset,
+                 unlabelled=plan.unlabelled,
+                 attrs={"labels_source": str(ann.source), "val_fraction": float(val_fraction),
+                        "val_seed": int(seed), "val_carved": bool(plan.carved),
+                        "labelled_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
+                val_fraction: float = 0.2, seed: int = 0,
+                allow_missing: bool = False) -> LabelSummary:
+    """Attach ``dataset`` labels read from ``annotations`` to the store at ``store_path``:
+    split (train/val/test), class_name, label, intervals. Returns a printable summary."""
+    store_path = Path(store_path)
+    check_fraction(val_fraction)
+    videos = _videos_of(store_path)                  # also checks the store is readable
+    ann = read_annotations(dataset, annotations)
+    plan = plan_labels(ann, videos, store_path, val_fraction, seed, allow_missing)
+    if plan.missing:
+        log.warning("warning: %d listed videos have no features in %s and are skipped: %s",
+                    len(plan.missing), store_path, first_names(plan.missing))
+    if plan.unlabelled:
+        log.warning("warning: %d videos of %s are in no list and stay unlabelled: %s",
+                    len(plan.unlabelled), store_path, first_names(plan.unlabelled))
+    apply_plan(store_path, ann, plan, val_fraction, seed)
+    return LabelSummary(store_path, ann.dataset, ann.source, plan.labels, plan.class_names,
+                        plan.missing, plan.unlabelled, val_fraction, seed, plan.carved)
