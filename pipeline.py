@@ -85,6 +85,67 @@ def info(features_file):
 
 # ---------------------------------------------------------------- datasets: label / import
 # (issue 4: `pipeline label`, `pipeline import`)
+_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv")   # features.datasets.DATASETS
+
+
+def _label_options(fn):
+    """--dataset/--annotations/--val-fraction/--seed/--allow-missing, shared by label and import."""
+    options = [
+        click.option("--dataset", required=True, type=click.Choice(_DATASETS),
+                     help="Which annotation format --annotations is in (see README, Datasets)."),
+        click.option("--annotations", required=True, type=click.Path(),
+                     help="The dataset's official files (folder) or your manifest (CSV/Parquet)."),
+        click.option("--val-fraction", type=float, default=0.2, show_default=True,
+                     help="Share of each training class set aside as split=val (0 = none)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the validation draw."),
+        click.option("--allow-missing", is_flag=True,
+                     help="Label the listed videos that have features, skip the others."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("features_file", type=click.Path(), required=False)
+@_label_options
+@user_errors
+def label(features_file, dataset, annotations, val_fraction, seed, allow_missing):
+    """Attach split, class and anomalous intervals from a dataset's annotations to a feature file."""
+    from features.datasets import label_store
+
+    summary = label_store(features_file or paths.default_features(), dataset, annotations,
+                          val_fraction=val_fraction, seed=seed, allow_missing=allow_missing)
+    click.echo(str(summary))
+
+
+@cli.command("import")
+@click.option("--features-dir", required=True, type=click.Path(),
+              help="Folder of .npy features, one per video (or per crop: NAME__0.npy ...), "
+                   "searched recursively.")
+@click.option("--model", required=True,
+              help="The model that produced the features (hub id or local folder); recorded, and "
+                   "fingerprinted when it loads here.")
+@click.option("--out", type=click.Path(), default=None,
+              help="Feature file to write or extend [default: pipeline_out/features.h5].")
+@click.option("--crop", default="mean", show_default=True,
+              help="Multi-crop features: mean (average), all (keep a crop axis) or a crop number.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Native frames per feature row (16 for snippet features).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Frame rate assumed for timestamps (not in a .npy).")
+@_label_options
+@user_errors
+def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction, seed,
+            allow_missing):
+    """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
+    from features.datasets import import_features
+
+    result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
+                             stride=stride, fps=fps, val_fraction=val_fraction, seed=seed,
+                             allow_missing=allow_missing)
+    click.echo(result.summary())
 
 
 # ---------------------------------------------------------------- stage two: train
