@@ -22,14 +22,16 @@ class ExtractResult:
     done: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     rows: int = 0                  # embeddings written this run
-    seconds: float = 0.0
+    seconds: float = 0.0           # the whole call
+    encode_seconds: float = 0.0    # decoding + encoding only (no scan, model load or merge)
     videos_in_store: int = 0
     failures_csv: Path | None = None
     model: str = ""
 
     @property
     def fps(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
+        """Frames per second of the decode + encode phase."""
+        return self.rows / self.encode_seconds if self.encode_seconds > 0 else 0.0
 
     def summary(self) -> str:
         lines = [
@@ -38,7 +40,8 @@ class ExtractResult:
             f"{'videos':<12} {self.found} found, {len(self.done)} extracted, {self.skipped} "
             f"already stored (skipped), {len(self.failed)} failed, {self.ignored} non-video "
             f"files ignored",
-            f"{'frames':<12} {self.rows:,} in {self.seconds:.1f} s ({self.fps:,.1f} frames/s)",
+            f"{'frames':<12} {self.rows:,} in {self.encode_seconds:.1f} s ({self.fps:,.1f} "
+            f"frames/s); {self.seconds:.1f} s in all",
         ]
         if self.failed:
             lines.append(f"{'failures':<12} {self.failures_csv}")

@@ -167,6 +167,7 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
             k: v for k, v in stored_attrs.items() if k in ("created_utc",)}}
         log.info("extracting %d videos (%d already stored) with %d decoders, batch %d, %s",
                  len(probed), result.skipped, workers, batch, clip.device)
+        t_encode = time.perf_counter()
         if scheduler:
             from .distributed import extract_on_dask
             done, failed = extract_on_dask(probed, scheduler, model, device, batch, folder,
@@ -174,6 +175,7 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
         else:
             done, failed = _extract_local(probed, encoder, clip.embed_dim, folder, file_attrs,
                                           stride, batch, workers, show)
+        result.encode_seconds = time.perf_counter() - t_encode
         result.done = [src.video_id for src, _ in done]
         result.rows = sum(rows for _, rows in done)
         failures += failed

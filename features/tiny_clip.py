@@ -33,17 +33,13 @@ def _byte_symbols() -> list[str]:
 def make_tiny_clip(path: str | Path, seed: int = TINY_SEED) -> Path:
     """Write the tiny CLIP to ``path`` (skipped when already there) and return the path."""
     import torch
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+    from transformers import CLIPConfig, CLIPModel
 
     path = Path(path)
     if (path / "config.json").exists() and (path / "model.safetensors").exists():
         return path
-    symbols = _byte_symbols()
-    vocab = {s: i for i, s in enumerate(symbols)}
-    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
+    tokenizer, vocab = _byte_tokenizer()
     bos, eos = "<|startoftext|>", "<|endoftext|>"
-    vocab[bos], vocab[eos] = len(vocab), len(vocab) + 1
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
     config = CLIPConfig(
         text_config=dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
@@ -52,7 +48,28 @@ def make_tiny_clip(path: str | Path, seed: int = TINY_SEED) -> Path:
                            num_attention_heads=4, image_size=224, patch_size=32),
         projection_dim=512)
     torch.manual_seed(seed)
-    model = CLIPModel(config).eval()
+    _save(CLIPModel(config).eval(), tokenizer, path)
+    log.info("wrote offline tiny CLIP (random weights, projection dim 512) to %s", path)
+    return path
+
+
+def _byte_tokenizer():
+    """A CLIP tokenizer over single bytes (no merges): every text tokenizes, no download."""
+    from transformers import CLIPTokenizer
+
+    symbols = _byte_symbols()
+    vocab = {s: i for i, s in enumerate(symbols)}
+    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
+    return CLIPTokenizer(vocab=vocab, merges=[]), vocab
+
+
+def _save(model, tokenizer, path: Path) -> None:
+    """save_pretrained into a temporary folder, then rename: never a half-written model."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)      # left by an interrupted earlier call
     tmp.mkdir(parents=True)
@@ -60,5 +77,26 @@ def make_tiny_clip(path: str | Path, seed: int = TINY_SEED) -> Path:
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(path, ignore_errors=True)     # an incomplete earlier copy
     tmp.replace(path)
-    log.info("wrote offline tiny CLIP (random weights, projection dim 512) to %s", path)
+
+
+def make_random_vit_b16(path: str | Path, seed: int = TINY_SEED) -> Path:
+    """The ViT-B/16 CLIP architecture (as openai/clip-vit-base-patch16) with random weights
+    and the byte-level tokenizer: for speed measurements where the hub is out of reach."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    path = Path(path)
+    if (path / "config.json").exists() and (path / "model.safetensors").exists():
+        return path
+    tokenizer, vocab = _byte_tokenizer()
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=512, intermediate_size=2048,
+                         num_hidden_layers=12, num_attention_heads=8,
+                         max_position_embeddings=77, bos_token_id=vocab["<|startoftext|>"],
+                         eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                           num_attention_heads=12, image_size=224, patch_size=16),
+        projection_dim=512)
+    torch.manual_seed(seed)
+    _save(CLIPModel(config).eval(), tokenizer, path)
     return path
