@@ -88,12 +88,15 @@ def info(features_file):
 _DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv")   # features.datasets.DATASETS
 
 
-def _label_options(fn):
-    """--dataset/--annotations/--val-fraction/--seed/--allow-missing, shared by label and import."""
+def _label_options(fn=None, *, required: bool = True):
+    """--dataset/--annotations/--val-fraction/--seed/--allow-missing, shared by label, import
+    and (with ``required=False``: ``@_label_options(required=False)``) extract."""
+    if fn is None:
+        return functools.partial(_label_options, required=required)
     options = [
-        click.option("--dataset", required=True, type=click.Choice(_DATASETS),
+        click.option("--dataset", required=required, type=click.Choice(_DATASETS), default=None,
                      help="Which annotation format --annotations is in (see README, Datasets)."),
-        click.option("--annotations", required=True, type=click.Path(),
+        click.option("--annotations", required=required, type=click.Path(), default=None,
                      help="The dataset's official files (folder) or your manifest (CSV/Parquet)."),
         click.option("--val-fraction", type=float, default=0.2, show_default=True,
                      help="Share of each training class set aside as split=val (0 = none)."),
