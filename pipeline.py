@@ -46,45 +46,7 @@ def cli(verbose: bool):
     _setup_logging(verbose)
 
 
-# ---------------------------------------------------------------- stage one: extract
-@cli.command()
-@click.option("--videos", "videos_dir", required=True, type=click.Path(),
-              help="Folder of videos, searched recursively (mp4, avi, mkv, mov, webm, ...).")
-@click.option("--out", type=click.Path(), default=None,
-              help="Feature file to write or extend [default: pipeline_out/features.h5].")
-@click.option("--model", default=None,
-              help="CLIP hub id or local folder [default: openai/clip-vit-base-patch16].")
-@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Keep every Nth native frame (1 = every frame, as the method uses).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Frames per encoder batch [default: 256 on CUDA, 64 on CPU].")
-@click.option("--device", default="auto", show_default=True,
-              help="auto | cpu | cuda | cuda:N.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Videos decoded in parallel, one ffmpeg process each [default: CPU cores].")
-@user_errors
-def extract(videos_dir, out, model, stride, batch_size, device, workers):
-    """Decode every video in --videos and store its CLIP frame embeddings."""
-    from extract import extract_videos
-
-    result = extract_videos(videos_dir, out=out, model=model, stride=stride,
-                            batch_size=batch_size, device=device, workers=workers)
-    click.echo(result.summary())
-    sys.exit(1 if result.failed else 0)
-
-
-@cli.command()
-@click.argument("features_file", type=click.Path(), required=False)
-@user_errors
-def info(features_file):
-    """Describe a feature file: model, videos, frames, dims, labels."""
-    from features.describe import describe
-
-    click.echo(describe(features_file or paths.default_features()))
-
-
-# ---------------------------------------------------------------- datasets: label / import
-# (issue 4: `pipeline label`, `pipeline import`)
+# ---------------------------------------------------------------- shared options
 _DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv")   # features.datasets.DATASETS
 
 
@@ -110,6 +72,65 @@ def _label_options(fn=None, *, required: bool = True):
     return fn
 
 
+
+# ---------------------------------------------------------------- stage one: extract
+@cli.command()
+@click.option("--videos", "videos_dir", required=True, type=click.Path(),
+              help="Folder of videos, searched recursively (mp4, avi, mkv, mov, webm, ...).")
+@click.option("--out", type=click.Path(), default=None,
+              help="Feature file to write or extend [default: pipeline_out/features.h5].")
+@click.option("--model", default=None,
+              help="CLIP hub id or local folder [default: openai/clip-vit-base-patch16].")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep every Nth native frame (1 = every frame, as the method uses).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Frames per encoder batch [default: 256 on CUDA, 64 on CPU].")
+@click.option("--device", default="auto", show_default=True,
+              help="auto | cpu | cuda | cuda:N.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Videos decoded in parallel, one ffmpeg process each [default: CPU cores].")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler: one task per video on that cluster (shared filesystem). "
+                   "[default: run here, no cluster]")
+@_label_options(required=False)
+@user_errors
+def extract(videos_dir, out, model, stride, batch_size, device, workers, scheduler, dataset,
+            annotations, val_fraction, seed, allow_missing):
+    """Decode every video in --videos and store its CLIP frame embeddings.
+
+    With --dataset and --annotations the stored videos are labelled at the end (as
+    `pipeline label` does); the annotations are read first, so a bad line fails at once.
+    """
+    from extract import extract_videos
+
+    if (dataset is None) != (annotations is None):
+        raise UserError("--dataset and --annotations go together; give both or neither")
+    if dataset:
+        from features.datasets import read_annotations
+        read_annotations(dataset, annotations)
+    result = extract_videos(videos_dir, out=out, model=model, stride=stride,
+                            batch_size=batch_size, device=device, workers=workers,
+                            scheduler=scheduler)
+    click.echo(result.summary())
+    if dataset:
+        from features.datasets import label_store
+        click.echo(str(label_store(result.out, dataset, annotations, val_fraction=val_fraction,
+                                   seed=seed, allow_missing=allow_missing)))
+    sys.exit(1 if result.failed else 0)
+
+
+@cli.command()
+@click.argument("features_file", type=click.Path(), required=False)
+@user_errors
+def info(features_file):
+    """Describe a feature file: model, videos, frames, dims, labels."""
+    from features.describe import describe
+
+    click.echo(describe(features_file or paths.default_features()))
+
+
+# ---------------------------------------------------------------- datasets: label / import
+# (issue 4: `pipeline label`, `pipeline import`)
 @cli.command()
 @click.argument("features_file", type=click.Path(), required=False)
 @_label_options
