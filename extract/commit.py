@@ -32,7 +32,8 @@ log = logging.getLogger("pipeline")
 # label attrs that survive when a changed video is re-extracted
 _LABEL_ATTRS = ("split", "class_name", "label", "class_names_all")
 # file attrs of an existing store that a merge keeps (labels were attached to it)
-_KEPT_FILE_ATTRS = ("created_utc", "dataset", "class_names", "normal_class")
+_KEPT_FILE_ATTRS = ("created_utc", "dataset", "class_names", "normal_class", "labels_source",
+                    "val_fraction", "val_seed", "val_carved", "labelled_utc")
 
 
 def parts_dir(out: Path) -> Path:
