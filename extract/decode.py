@@ -22,7 +22,7 @@ import numpy as np
 
 from features.clip_loader import IMAGE_SIZE
 
-from .ffmpeg_bin import ffmpeg_exe
+from .ffmpeg_bin import ffmpeg_exe, passthrough_option
 from .probe import VideoInfo
 
 PREPROCESSING = ("ffmpeg: select every stride-th frame; scale shorter displayed side to 224 "
@@ -60,7 +60,7 @@ def ffmpeg_command(path: str, info: VideoInfo, stride: int = 1) -> list[str]:
               .filter("crop", IMAGE_SIZE, IMAGE_SIZE, *off)
               .filter("setsar", 1)
               .filter("showinfo"))
-    out = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
+    out = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", **passthrough_option())
     # global options first: "level" prefixes each log line with its severity ([error], ...)
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info"] + out.compile()[1:]
 
