@@ -143,3 +143,29 @@ def test_cli_mixed_sizes_rates_codecs_and_info(tmp_path, tiny_clip):
     assert info.exit_code == 0
     for text in ("videos           5", "rows 130", tiny_clip, "hd_audio", "float16"):
         assert text in info.output, text
+
+
+def test_cli_extract_labels_from_a_manifest_and_checks_it_first(tmp_path, tiny_clip, clips):
+    from pipeline import cli
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("video,split,label,intervals\ncfr25.mp4,train,normal,\n"
+                        "vfr.mp4,train,Fighting,\nntsc2997.mp4,test,Fighting,10-29\n")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["extract", "--videos", str(clips), "--model", tiny_clip,
+                              "--dataset", "csv", "--annotations", str(manifest),
+                              "--val-fraction", "0"])
+    assert res.exit_code == 0, res.output
+    with open_store(tmp_path / "pipeline_out" / "features.h5") as store:
+        meta = store.metadata().set_index("video_id")
+        assert meta.loc["ntsc2997", "split"] == "test"
+        assert meta.loc["ntsc2997", "intervals"] == [(10, 29)]
+        assert meta.loc["vfr", "class_name"] == "Fighting" and meta.loc["cfr25", "label"] == 0
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("video,split,label,intervals\ncfr25.mp4,train,normal,\nvfr.mp4,oops,x,\n")
+    res = runner.invoke(cli, ["extract", "--videos", str(clips), "--model", tiny_clip,
+                              "--out", str(tmp_path / "never.h5"), "--dataset", "csv",
+                              "--annotations", str(bad)])
+    assert res.exit_code == 2 and "bad.csv" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "never.h5").exists()        # refused before any extraction
