@@ -1,0 +1,159 @@
+"""A labelled synthetic feature store with known anomalies, for tests, benchmarks and demos.
+
+Every video is a random walk around a scene: ``x_t = mu + scene + noise_t`` (AR(1) noise,
+so neighbouring frames look alike, as consecutive CLIP frames do). An abnormal video of
+class ``c`` adds ``strength * u_c`` inside its anomalous intervals, a class-specific
+direction. With ``align_to_text=True`` (default) ``u_c`` points from the scene mean towards
+the CLIP text embedding of the class name, the property of CLIP space AnomalyCLIP builds
+on ("anomalous frames move towards the text of their class"); with ``False`` it is a random
+unit vector. Train abnormal videos carry only the video-level label unless
+``train_intervals=True``; val/test abnormal videos carry their intervals.
+
+The file has the same schema and label contract as an extracted store (``features/store.py``),
+including ``model_id`` / ``model_sha256`` / ``embed_dim`` of the CLIP whose text tower stage
+two loads, so every later stage runs on it unchanged.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_labels, write_video
+
+DEFAULT_CLASSES = ("Arson", "Fighting", "Road_Accidents")
+
+
+def _class_text_embeddings(clip, class_names: Sequence[str]) -> np.ndarray:
+    """(C, D) CLIP text embeddings of ``"<class name>."`` (underscores read as spaces)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(_local_or_id(clip.model_id)))
+    prompts = [name.replace("_", " ") + "." for name in class_names]
+    batch = tokenizer(prompts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = clip.model.get_text_features(input_ids=batch.input_ids.to(clip.device),
+                                           attention_mask=batch.attention_mask.to(clip.device))
+    emb = out.pooler_output if hasattr(out, "pooler_output") else out
+    return emb.float().cpu().numpy()
+
+
+def _local_or_id(model_id: str):
+    p = Path(model_id).expanduser()
+    return p if p.exists() else model_id
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _intervals(rng: np.random.Generator, n_frames: int) -> list[tuple[int, int]]:
+    """One or two anomalous intervals covering about 20-45% of the video."""
+    k = 1 if n_frames < 120 or rng.random() < 0.6 else 2
+    total = int(n_frames * rng.uniform(0.2, 0.45))
+    out = []
+    for j in range(k):
+        length = max(total // k, 2)
+        lo, hi = j * n_frames // k, (j + 1) * n_frames // k
+        start = int(rng.integers(lo, max(hi - length, lo + 1)))
+        out.append((start, min(start + length - 1, n_frames - 1)))
+    return out
+
+
+def _video_rows(rng, mu, n_rows, scene_spread, frame_noise, rho) -> np.ndarray:
+    """(n_rows, D) normal-looking rows: scene mean plus AR(1) frame noise."""
+    d = mu.shape[0]
+    scene = rng.standard_normal(d) * scene_spread / np.sqrt(d)
+    eps = rng.standard_normal((n_rows, d)) * frame_noise / np.sqrt(d)
+    noise = np.empty_like(eps)
+    noise[0] = eps[0]
+    for t in range(1, n_rows):
+        noise[t] = rho * noise[t - 1] + np.sqrt(1 - rho ** 2) * eps[t]
+    return mu + scene + noise
+
+
+def make_synthetic_store(path: str | Path, model_id: str, *,
+                         classes: Sequence[str] = DEFAULT_CLASSES,
+                         n_train_normal: int = 24, n_train_abnormal: int = 24,
+                         n_val_normal: int = 0, n_val_abnormal: int = 0,
+                         n_test_normal: int = 8, n_test_abnormal: int = 8,
+                         n_rows: tuple[int, int] = (48, 160), stride: int = 1,
+                         fps: float = 30.0, strength: float = 4.0, scene_spread: float = 1.5,
+                         frame_noise: float = 1.0, rho: float = 0.9,
+                         align_to_text: bool = True, train_intervals: bool = False,
+                         dataset: str = "synthetic", seed: int = 0) -> Path:
+    """Write a labelled synthetic store to ``path`` (atomically) and return the path.
+
+    ``classes`` are the anomaly classes (``Normal`` is added); ``n_rows`` the (min, max)
+    number of stored rows per video; norms of the scene offset, frame noise and anomaly
+    shift are ``scene_spread``, ``frame_noise`` and ``strength`` (CLIP features have norm
+    ~22). Abnormal videos cycle through the classes.
+    """
+    from .clip_loader import load_clip
+
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    clip = load_clip(model_id, device="cpu")
+    d = clip.embed_dim
+    class_names = sorted(set(classes) | {NORMAL_CLASS})
+    anomaly_classes = [c for c in class_names if c != NORMAL_CLASS]
+
+    text = _class_text_embeddings(clip, anomaly_classes)                  # (C-1, D)
+    # Scene mean near the texts' mean, so each class text is its own direction from it.
+    mu = text.mean(0) + _unit(rng.standard_normal(d)) * 0.5 * np.linalg.norm(
+        text - text.mean(0), axis=1).mean()
+    if align_to_text:
+        directions = _unit(text - mu)                                       # (C-1, D)
+    else:
+        directions = _unit(rng.standard_normal((len(anomaly_classes), d)))
+
+    plan = []
+    for split, n_nor, n_abn in (("train", n_train_normal, n_train_abnormal),
+                                ("val", n_val_normal, n_val_abnormal),
+                                ("test", n_test_normal, n_test_abnormal)):
+        plan += [(split, NORMAL_CLASS, i) for i in range(n_nor)]
+        plan += [(split, anomaly_classes[i % len(anomaly_classes)], i) for i in range(n_abn)]
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    labels = []
+    with h5py.File(tmp, "w") as h5:
+        write_file_attrs(h5, {
+            "model_id": clip.model_id, "model_sha256": clip.fingerprint,
+            "model_revision": clip.revision, "embed_dim": d, "stride": stride,
+            "preprocessing": "synthetic", "decoder": "synthetic", "source": "synthetic",
+            "package_version": "synthetic",
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "synthetic": json.dumps({"seed": seed, "strength": strength,
+                                     "align_to_text": align_to_text})})
+        for split, class_name, i in plan:
+            video_id = f"{split}_{class_name.lower()}_{i:03d}"
+            rows = int(rng.integers(n_rows[0], n_rows[1] + 1))
+            n_frames = (rows - 1) * stride + 1 + int(rng.integers(0, stride))
+            x = _video_rows(rng, mu, rows, scene_spread, frame_noise, rho)
+            frame_index = np.arange(rows, dtype=np.int64) * stride
+            ivs = []
+            if class_name != NORMAL_CLASS:
+                ivs = _intervals(rng, n_frames)
+                u = directions[anomaly_classes.index(class_name)]
+                amp = strength * rng.uniform(0.7, 1.3)
+                for start, end in ivs:
+                    inside = (frame_index >= start) & (frame_index <= end)
+                    x[inside] += amp * u
+            write_video(h5, video_id, x.astype(np.float16), frame_index,
+                        frame_index * 1000.0 / fps,
+                        {"source_path": f"synthetic/{video_id}.mp4", "fps": fps,
+                         "n_frames": n_frames, "duration_s": n_frames / fps, "stride": stride,
+                         "width": 320, "height": 240, "rotation": 0})
+            keep = ivs if (split != "train" or train_intervals) else []
+            labels.append({"video_id": video_id, "split": split, "class_name": class_name,
+                           "intervals": keep})
+    write_labels(tmp, pd.DataFrame(labels), class_names, dataset)
+    atomic_replace(tmp, path)
+    return path
