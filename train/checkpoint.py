@@ -1,0 +1,90 @@
+"""Run checkpoints: ``model.safetensors`` + ``config.json``, and finding the best run.
+
+``model.safetensors`` holds the centroid m, the final text embeddings T
+(``text_features``), the BatchNorm running statistics, the temporal model, and, for the
+record, the learned context vectors and text projection. The frozen CLIP text tower is not
+saved: scoring needs only T, so a checkpoint loads without CLIP. ``config.json`` records
+everything needed to rebuild and score the model and to detect a mismatched store (class
+names, N, L, model_id / model_sha256, the store's stride ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from features.errors import UserError
+
+from .model import AnomalyCLIP
+
+FORMAT = "anomalyclip-run"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+SUMMARY = "summary.csv"
+_NOT_SAVED = "prompt_learner.encoder."      # frozen CLIP text tower
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -> None:
+    """Write the weights and config.json of ``model`` into ``run_dir`` (each atomically)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.refresh_text()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+             if not k.startswith(_NOT_SAVED)}
+    _atomic_write(run_dir / WEIGHTS, lambda p: save_file(state, str(p), metadata={
+        "format": FORMAT, "class_names": json.dumps(model.class_names)}))
+    body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config},
+                      indent=2, default=str)
+    _atomic_write(run_dir / CONFIG, lambda p: p.write_text(body + "\n"))
+
+
+def build_model(cfg: dict) -> AnomalyCLIP:
+    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says."""
+    return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["feature_dim"],
+                       cfg["num_segments"], cfg["seg_length"], cfg["width"], cfg["depth"],
+                       cfg["heads"], cfg["concat_selector"])
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """(model in eval mode on ``device``, config dict) of a run folder written by training."""
+    run_dir = Path(run_dir)
+    if (run_dir / WEIGHTS).exists() is False or (run_dir / CONFIG).exists() is False:
+        raise UserError(f"{run_dir}: not a training run (needs {WEIGHTS} and {CONFIG}); pass a "
+                        "folder under runs/ written by `pipeline train`")
+    cfg = json.loads((run_dir / CONFIG).read_text())
+    if cfg.get("format") != FORMAT:
+        raise UserError(f"{run_dir / CONFIG}: not a run config of this tool")
+    model = build_model(cfg)
+    state = {k: v for k, v in load_file(str(run_dir / WEIGHTS)).items()
+             if not k.startswith("prompt_learner.")}
+    model.load_state_dict(state)
+    return model.to(device).eval(), cfg
+
+
+def find_best_run(runs_dir: str | Path) -> Path:
+    """The run marked best in ``runs_dir/summary.csv``; ``runs_dir`` itself if it is a run."""
+    runs_dir = Path(runs_dir)
+    if (runs_dir / WEIGHTS).exists() and (runs_dir / CONFIG).exists():
+        return runs_dir
+    summary = runs_dir / SUMMARY
+    if not summary.exists():
+        raise UserError(f"{runs_dir}: no {SUMMARY} and no checkpoint; run `pipeline train` "
+                        "first or pass a run folder")
+    table = pd.read_csv(summary)
+    best = table[table["best"].astype(str).str.lower() == "true"]
+    if best.empty:
+        raise UserError(f"{summary}: no run is marked best (no run finished with validation "
+                        "metrics); pass a run folder instead")
+    run = Path(best.iloc[0]["run_dir"])
+    return run if run.is_absolute() else runs_dir / run

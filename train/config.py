@@ -1,0 +1,179 @@
+"""The configuration of one training run: one flat dataclass, every field overridable.
+
+Precedence (later wins): defaults -> ``--preset`` -> ``--config FILE.yaml|json`` ->
+``--set key=value`` -> dedicated CLI flags (``--epochs``, ``--seed``, ``--device``).
+A config file may itself name a ``preset``; it is applied before the file's other keys.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from features.errors import UserError
+
+from .presets import get_preset
+
+SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
+CACHE_MODES = ("auto", "memory", "hdf5")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str | None = None
+    # -- model (METHOD.md, Model) -------------------------------------------------------
+    num_segments: int = 32            # N: segments per window
+    seg_length: int = 16              # L: consecutive frames (store rows) per segment
+    width: int = 256                  # E: temporal model width
+    depth: int = 1                    # axial transformer layers
+    heads: int = 8
+    concat_selector: bool = False     # temporal input [S, x - m] instead of x - m
+    n_ctx: int = 8                    # learnable CoOp context vectors per class
+    ctx_init_std: float = 0.02
+    # -- MIL selection and losses (METHOD.md, Training) ---------------------------------
+    topk: int = 3                     # k of top-k / bottom-k segments
+    keep_prob: float = 0.3            # a segment can be selected with this probability
+    lambda_dir_abn: float = 1.0
+    lambda_dir_nor: float = 1.0
+    lambda_topk_abn: float = 1.0
+    lambda_bottomk_abn: float = 1.0
+    lambda_topk_nor: float = 1.0
+    lambda_smooth: float = 8e-4
+    lambda_sparse: float = 8e-3
+    # -- optimisation ---------------------------------------------------------------------
+    lr: float = 1e-5
+    weight_decay: float = 0.2
+    warmup_epochs: float = 5
+    epochs: int = 50
+    batch_size: int = 64              # videos per step: half abnormal, half normal
+    steps_per_epoch: int | None = None  # default: every video of the larger class once
+    # -- data and validation --------------------------------------------------------------
+    val_fraction: float = 0.2         # carved from train when the store has no val split
+    val_seed: int = 0                 # the carving's seed: the same val videos for every run
+    val_every: int = 1                # epochs between validations
+    select_metric: str = "auto"       # picks the checkpoint; auto: auc, or video_auc when
+                                      # validation videos have no intervals
+    cache: str = "auto"               # windows from RAM (memory), HDF5, or auto by size
+    loader_workers: int | None = None  # DataLoader workers; None: 0 on CPU, 4 on CUDA
+    # -- run --------------------------------------------------------------------------------
+    seed: int = 0
+    device: str = "auto"
+    text_model: str | None = None     # CLIP to load instead of the store's model_id (same weights)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, values: dict) -> "TrainConfig":
+        return _apply(self, values, "override")
+
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Convert ``value`` to the field's type; UserError naming the key when impossible."""
+    kind = FIELDS[key].type
+    if value is None:
+        if "None" in str(kind):
+            return None
+        raise UserError(f"{source}: {key} cannot be empty")
+    try:
+        if "bool" in str(kind):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if "int" in str(kind):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if "float" in str(kind):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{source}: {key}={value!r} is not a valid {kind}") from None
+
+
+def _apply(config: TrainConfig, values: dict, source: str) -> TrainConfig:
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}; valid keys: "
+                        f"{', '.join(FIELDS)}")
+    return replace(config, **{k: _coerce(k, v, source) for k, v in values.items()})
+
+
+def parse_set(items: Iterable[str]) -> dict:
+    """``["lr=1e-4", "depth=2"]`` -> ``{"lr": 1e-4, "depth": 2}`` (values read as YAML)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected key=value, e.g. --set lr=1e-4")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"--config {path}: no such file")
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        first = str(err).splitlines()[0]
+        raise UserError(f"--config {path}: cannot parse ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"--config {path}: expected a mapping of settings (key: value)")
+    return data
+
+
+def build_config(preset: str | None = None, config_file: str | Path | None = None,
+                 overrides: dict | None = None) -> TrainConfig:
+    """Defaults, then the preset, the config file and the overrides, validated."""
+    file_values = read_config_file(config_file) if config_file else {}
+    overrides = dict(overrides or {})
+    preset = overrides.pop("preset", None) or preset or file_values.pop("preset", None)
+    file_values.pop("preset", None)
+    config = TrainConfig()
+    if preset:
+        config = replace(_apply(config, get_preset(preset).params, f"preset {preset}"),
+                         preset=preset)
+    config = _apply(config, file_values, f"--config {config_file}")
+    config = _apply(config, overrides, "--set")
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    positive = ("num_segments", "seg_length", "width", "depth", "heads", "n_ctx", "topk",
+                "epochs", "batch_size", "val_every")
+    for key in positive:
+        if getattr(config, key) < 1:
+            raise UserError(f"setting {key}={getattr(config, key)} must be >= 1")
+    if config.batch_size < 2 or config.batch_size % 2:
+        raise UserError(f"setting batch_size={config.batch_size} must be even (half abnormal, "
+                        "half normal videos)")
+    if config.width % config.heads:
+        raise UserError(f"setting width={config.width} must be a multiple of heads={config.heads}")
+    if config.topk > config.num_segments:
+        raise UserError(f"setting topk={config.topk} exceeds num_segments={config.num_segments}")
+    if not 0 < config.keep_prob <= 1:
+        raise UserError(f"setting keep_prob={config.keep_prob} must be in (0, 1]")
+    if not 0 <= config.val_fraction < 1:
+        raise UserError(f"setting val_fraction={config.val_fraction} must be in [0, 1)")
+    if config.select_metric not in SELECT_METRICS:
+        raise UserError(f"setting select_metric={config.select_metric}: choose one of "
+                        f"{', '.join(SELECT_METRICS)}")
+    if config.cache not in CACHE_MODES:
+        raise UserError(f"setting cache={config.cache}: choose one of {', '.join(CACHE_MODES)}")
+    if config.lr <= 0 or config.warmup_epochs < 0 or config.weight_decay < 0:
+        raise UserError("settings lr must be > 0, warmup_epochs and weight_decay >= 0")
+    if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
+        raise UserError(f"setting steps_per_epoch={config.steps_per_epoch} must be >= 1")

@@ -1,0 +1,234 @@
+"""One training run: ``train_run(features, config, out_dir) -> RunResult``.
+
+Reads only the HDF5 store (no video is decoded, no image encoded). Writes into ``out_dir``:
+``model.safetensors`` + ``config.json`` (the checkpoint with the best validation metric,
+rewritten whenever it improves), ``metrics.csv`` (one row per epoch, rewritten every epoch),
+``loss.png`` and, last, ``result.json``, which marks the run complete.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from features.clip_loader import resolve_device
+from features.errors import UserError
+from features.store import open_store
+
+from .centroid import normal_centroid
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .losses import TERMS, anomaly_clip_loss
+from .model import AnomalyCLIP
+from .presets import check_classes, get_preset
+from .prompts import PromptLearner, load_text_tower
+from .report import plot_losses
+from .splits import Split, training_split
+from .validate import metric_suffix, score_split, uses_video_labels
+from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits_in_memory,
+                      rows_bytes, window_loader)
+
+log = logging.getLogger("pipeline")
+RESULT = "result.json"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_epoch: int | None          # None when there was no validation
+    best: dict                      # validation metrics of the kept checkpoint
+    history: pd.DataFrame           # metrics.csv
+    config: dict                    # TrainConfig fields
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in self.best.items() if v == v)
+        return (f"{self.run_dir}: best epoch {self.best_epoch}  {metrics or 'no validation'}  "
+                f"({self.seconds:.0f} s)")
+
+
+def lr_factor(step: int, steps_per_epoch: int, warmup_epochs: float, epochs: int) -> float:
+    """Linear warm-up over ``warmup_epochs`` then cosine decay to 0 at the last step."""
+    t = step / steps_per_epoch                                   # epochs done (fractional)
+    if t < warmup_epochs:
+        return (step + 1) / (warmup_epochs * steps_per_epoch)
+    span = max(epochs - warmup_epochs, 1e-12)
+    return 0.5 * (1 + math.cos(math.pi * min((t - warmup_epochs) / span, 1.0)))
+
+
+def _check_store(store, config: TrainConfig, split: Split) -> None:
+    if config.preset:
+        check_classes(get_preset(config.preset), split.class_names, store.path)
+    if "model_id" not in store.attrs and not config.text_model:
+        raise UserError(f"{store.path}: no model_id attribute, so the CLIP text tower is unknown; "
+                        "pass it with --set text_model=ID_OR_PATH")
+
+
+def select_key(name: str, video_level: bool) -> str:
+    """The metric key a ``select_metric`` setting selects on (see train.validate)."""
+    if name == "auto":
+        return "video_auc" if video_level else "auc"
+    return name if name == "video_auc" else name + metric_suffix(video_level)
+
+
+def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
+              progress: bool = True) -> RunResult:
+    """Train one AnomalyCLIP on the store ``features``; see the module docstring for outputs."""
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    with open_store(features) as store:
+        split = training_split(store, config.val_fraction, config.val_seed)
+        _check_store(store, config, split)
+        model_id = config.text_model or store.attrs["model_id"]
+        tower = load_text_tower(model_id, store.attrs.get("model_sha256"), device, store.path)
+        if tower.clip.embed_dim != store.embed_dim:
+            raise UserError(f"{store.path}: features are {store.embed_dim}-d but the text model "
+                            f"{model_id} embeds in {tower.clip.embed_dim}-d; the store must come "
+                            "from the same CLIP")
+        torch.manual_seed(config.seed)
+        normal_ids = list(split.train.loc[split.train["class_name"] == split.normal_class,
+                                          "video_id"])
+        centroid = normal_centroid(store, normal_ids)
+        prompts = PromptLearner(tower, split.class_names, config.n_ctx, config.ctx_init_std)
+        model = AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
+                            config.num_segments, config.seg_length, config.width, config.depth,
+                            config.heads, config.concat_selector, centroid, prompts).to(device)
+        train_src, val_src = _sources(store, split, config, progress)
+        val_frames = {v: store.frame_index(v) for v in split.val["video_id"]}
+        store_info = {"features": str(Path(features).resolve()),
+                      "stride": store.attrs.get("stride"), "model_id": model_id,
+                      "model_sha256": store.attrs.get("model_sha256"),
+                      "feature_dim": store.embed_dim, "dataset": store.attrs.get("dataset")}
+    return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
+                store_info, progress, t0)
+
+
+def _sources(store, split: Split, config: TrainConfig, progress: bool):
+    train_ids, val_ids = list(split.train["video_id"]), list(split.val["video_id"])
+    mode = config.cache
+    if mode == "auto":
+        mode = "memory" if fits_in_memory(rows_bytes(store, train_ids + val_ids)) else "hdf5"
+    if mode == "hdf5":
+        return HDF5Rows(store.path, train_ids), HDF5Rows(store.path, val_ids)
+    with tqdm(total=len(train_ids) + len(val_ids), desc="caching features", unit="video",
+              disable=not progress, leave=False) as bar:
+        return MemoryRows(store, train_ids, bar), MemoryRows(store, val_ids, bar)
+
+
+def _loader(split: Split, source, config: TrainConfig, device: torch.device):
+    train = split.train
+    class_index = [split.class_names.index(c) for c in train["class_name"]]
+    abnormal = [i for i, c in enumerate(class_index) if c != split.normal_index]
+    normal = [i for i, c in enumerate(class_index) if c == split.normal_index]
+    half = config.batch_size // 2
+    steps = config.steps_per_epoch or math.ceil(max(len(abnormal), len(normal)) / half)
+    workers = config.loader_workers
+    if workers is None:
+        workers = 4 if device.type == "cuda" and isinstance(source, HDF5Rows) else 0
+    dataset = WindowDataset(source, list(train["n_rows"].astype(int)), class_index,
+                            config.num_segments, config.seg_length)
+    batches = BalancedBatches(abnormal, normal, half, steps, config.seed)
+    return window_loader(dataset, batches, workers, pin_memory=device.type == "cuda"), batches
+
+
+def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
+         config: TrainConfig, out_dir: Path, device: torch.device, store_info: dict,
+         progress: bool, t0: float) -> RunResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULT).unlink(missing_ok=True)
+    loader, batches = _loader(split, train_src, config, device)
+    steps = len(batches)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, steps, config.warmup_epochs, config.epochs))
+    generator = torch.Generator().manual_seed(config.seed)
+    video_level = uses_video_labels(split.val, split.normal_class) if len(split.val) else False
+    key = select_key(config.select_metric, video_level)
+    run_config = {
+        **store_info, "class_names": split.class_names, "normal_class": split.normal_class,
+        "normal_index": split.normal_index, "num_segments": config.num_segments,
+        "seg_length": config.seg_length, "width": config.width, "depth": config.depth,
+        "heads": config.heads, "concat_selector": config.concat_selector,
+        "preset": config.preset, "seed": config.seed, "config": config.to_dict(),
+        "val_source": split.val_source, "val_videos": list(split.val["video_id"]),
+        "val_labels": "video-level" if video_level else "intervals",
+        "select_metric": key, "torch_version": torch.__version__, "device": str(device),
+    }
+    history, step_losses = [], []
+    best_value, best_epoch, best, last_val = -math.inf, None, {}, {}
+    bar = tqdm(total=config.epochs * steps, desc=out_dir.name, unit="step", disable=not progress)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        batches.set_epoch(epoch)
+        sums = dict.fromkeys(("loss",) + TERMS, 0.0)
+        for x, y in loader:
+            x = x.to(device, non_blocking=True).float()                # (B, N, L, D)
+            y = y.to(device)                                           # (B,) class index
+            out = model(x)
+            loss, terms = anomaly_clip_loss(out, y, model.normal_index, config, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            value = sum(terms.values())
+            step_losses.append(value)
+            sums["loss"] += value
+            for k, v in terms.items():
+                sums[k] += v
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}", **last_val)
+        row = {"epoch": epoch, "step": epoch * steps, "lr": optimizer.param_groups[0]["lr"],
+               **{k: v / steps for k, v in sums.items()}}
+        if len(split.val) and (epoch % config.val_every == 0 or epoch == config.epochs):
+            model.eval()
+            metrics = score_split(model, val_src, split.val, val_frames, split.class_names,
+                                  split.normal_class, device)
+            row.update({f"val_{k}": v for k, v in metrics.items()})
+            score = metrics[key]
+            last_val = {f"val_{key}": f"{score:.3f}"}
+            if score >= best_value or best_epoch is None:      # ties: the later epoch
+                best_value, best_epoch, best = score, epoch, metrics
+                save_checkpoint(model, {**run_config, "best_epoch": epoch,
+                                        "metrics": _finite(metrics)}, out_dir)
+        row["time_s"] = round(time.time() - t0, 2)
+        history.append(row)
+        pd.DataFrame(history).to_csv(out_dir / "metrics.csv", index=False)
+    bar.close()
+    if not len(split.val):                       # no validation: keep the last epoch
+        log.warning("no validation videos: keeping the last epoch (not selected)")
+        save_checkpoint(model, {**run_config, "best_epoch": None, "metrics": {}}, out_dir)
+    frame = pd.DataFrame(history)
+    plot_losses(frame, step_losses, out_dir / "loss.png", f"val_{key}")
+    seconds = time.time() - t0
+    result = RunResult(out_dir, best_epoch, best, frame, config.to_dict(), seconds)
+    done = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": _finite(best),
+            "select_metric": key, "seconds": round(seconds, 2),
+            "config": config.to_dict(), "features": store_info["features"],
+            "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    tmp = out_dir / (RESULT + ".tmp")
+    tmp.write_text(json.dumps(done, indent=2, default=_json_default) + "\n")
+    tmp.replace(out_dir / RESULT)
+    return result
+
+
+def _finite(metrics: dict) -> dict:
+    """NaN (undefined metric) -> None, so the JSON files stay standard JSON."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)

@@ -1,0 +1,84 @@
+"""Which videos train and which validate; the label checks that stop a run early.
+
+The test split is never read here. Validation is the store's ``val`` split when it has one;
+otherwise a stratified, seeded fraction of the training videos is carved off in memory (the
+store is not modified) and recorded in the run's config.json.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.errors import UserError
+from features.store import NORMAL_CLASS
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame           # rows of store.metadata()
+    val: pd.DataFrame
+    val_source: str               # "store" (val split) | "carved" (from train) | "none"
+    class_names: list[str]        # all classes incl. Normal, store order
+    normal_class: str
+
+    @property
+    def normal_index(self) -> int:
+        return self.class_names.index(self.normal_class)
+
+
+def carve_validation(train: pd.DataFrame, fraction: float, seed: int):
+    """Stratified by class: ``round(fraction * n)`` videos of each class (at least one when
+    the class has two or more), chosen by a seeded permutation of the sorted ids."""
+    rng = np.random.default_rng(seed)
+    val_ids = []
+    for _, group in sorted(train.groupby("class_name"), key=lambda g: g[0]):
+        ids = sorted(group["video_id"])
+        n = int(round(fraction * len(ids)))
+        if fraction > 0 and len(ids) >= 2:
+            n = min(max(n, 1), len(ids) - 1)
+        val_ids += [ids[i] for i in rng.permutation(len(ids))[:n]]
+    is_val = train["video_id"].isin(val_ids)
+    return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
+
+
+def training_split(store, val_fraction: float, val_seed: int) -> Split:
+    """Check the store's labels and return the train / validation videos."""
+    path = store.path
+    class_names = store.class_names
+    normal_class = store.attrs.get("normal_class", NORMAL_CLASS)
+    meta = store.metadata()
+    if not class_names or meta.empty or meta["split"].isna().all():
+        raise UserError(f"{path}: the store has no labels; attach them with `pipeline label "
+                        f"{path} --dataset ... --annotations ...` before training")
+    if getattr(store, "n_crops", None):
+        raise UserError(f"{path}: embeddings have {store.n_crops} crops per row; stage two "
+                        "trains on one crop: re-import with `pipeline import --crop 0`")
+    if normal_class not in class_names:
+        raise UserError(f"{path}: class list {class_names} has no normal class "
+                        f"{normal_class!r}; re-label the store")
+    train = meta[meta["split"] == "train"].reset_index(drop=True)
+    unknown = sorted(set(train["class_name"].dropna()) - set(class_names))
+    if unknown or train["class_name"].isna().any():
+        raise UserError(f"{path}: training videos with classes not in the store's class list "
+                        f"({', '.join(map(str, unknown)) or 'missing'}); re-label the store")
+    for what, rows in (("normal", train["class_name"] == normal_class),
+                       ("abnormal", train["class_name"] != normal_class)):
+        if not rows.any():
+            raise UserError(f"{path}: no {what} training videos (split=train); weakly "
+                            "supervised training needs both normal and abnormal videos")
+    val = meta[meta["split"] == "val"].reset_index(drop=True)
+    source = "store"
+    if val.empty:
+        if val_fraction > 0:
+            train, val = carve_validation(train, val_fraction, val_seed)
+            source = "carved"
+        else:
+            source = "none"
+    for what, rows in (("normal", train["class_name"] == normal_class),
+                       ("abnormal", train["class_name"] != normal_class)):
+        if not rows.any():
+            raise UserError(f"{path}: carving validation left no {what} training videos; "
+                            "lower --set val_fraction=... or add videos")
+    return Split(train, val, source, class_names, normal_class)
