@@ -174,6 +174,42 @@ def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, v
 
 # ---------------------------------------------------------------- stage two: train
 # (issue 5: `pipeline train`)
+@cli.command()
+@click.option("--features", type=click.Path(), default=None,
+              help="Labelled feature file [default: pipeline_out/features.h5].")
+@click.option("--preset", type=click.Choice(["ucf-crime", "xd-violence", "shanghaitech"]),
+              default=None, help="Published hyper-parameters [default: the store's dataset "
+                                 "when it is one of these].")
+@click.option("--config", "config_file", type=click.Path(), default=None,
+              help="YAML or JSON file of settings (keys as in --set).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override one setting, e.g. --set lr=1e-4 --set batch_size=32 (repeatable).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
+@click.option("--seed", type=int, default=None, help="Seed of a single run [default: 0].")
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="Several seeds, run as Dask futures.")
+@click.option("--sweep", multiple=True, metavar="KEY=V1,V2,...",
+              help="Grid over a setting (repeatable; the product of all grids x seeds runs).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler to run on [default: a LocalCluster on this machine].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="LocalCluster workers [default: one per GPU, else per CPU core].")
+@click.option("--out", type=click.Path(), default=None,
+              help="Runs folder [default: pipeline_out/runs].")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N [default: auto].")
+@user_errors
+def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, scheduler,
+          workers, out, device):
+    """Train AnomalyCLIP on a feature file; select checkpoints on the validation split."""
+    from train.config import parse_set
+    from train.stage import parse_seeds, parse_sweep, train as train_stage
+
+    summary = train_stage(features, preset=preset, config_file=config_file,
+                          settings=parse_set(settings), epochs=epochs, seed=seed,
+                          seeds=parse_seeds(seeds), sweep=parse_sweep(sweep),
+                          scheduler=scheduler, out=out, device=device, workers=workers)
+    click.echo(summary.format())
+    sys.exit(1 if (summary.table["status"] != "ok").any() else 0)
 
 
 # ---------------------------------------------------------------- evaluate: score / demo

@@ -1,0 +1,129 @@
+"""Stage two's front door: ``train(...)`` = one run in this process, or many runs on Dask.
+
+Used by ``pipeline train``; every option of the command is an argument here.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from features import paths
+from features.errors import UserError
+from features.store import open_store
+
+from .config import FIELDS, TrainConfig, build_config
+from .presets import PRESETS, check_classes, get_preset
+from .splits import training_split
+from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
+
+log = logging.getLogger("pipeline")
+
+
+@dataclass
+class TrainSummary:
+    table: pd.DataFrame            # one row per run of this call (summary.csv columns)
+    best_run: Path | None          # the run marked best in summary.csv
+    summary_path: Path
+
+    def format(self) -> str:
+        cols = [c for c in self.table.columns
+                if c in ("run", "seed", "status", "best_epoch", "seconds", "best")
+                or c.startswith("val_") or c in self.table.attrs.get("varied", [])]
+        lines = [self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
+        lines.append(f"summary: {self.summary_path}")
+        lines.append(f"best run: {self.best_run}" if self.best_run else
+                     "best run: none (no run finished with validation metrics)")
+        return "\n".join(lines)
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(s) for s in str(text).split(",") if s.strip() != ""]
+    except ValueError:
+        raise UserError(f"--seeds {text}: expected integers separated by commas, e.g. 0,1,2") \
+            from None
+
+
+def parse_sweep(items) -> dict:
+    """``["lr=1e-4,1e-3", "depth=1,2"]`` -> ``{"lr": [1e-4, 1e-3], "depth": [1, 2]}``."""
+    grid = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--sweep {item}: expected key=v1,v2,... e.g. --sweep lr=1e-5,1e-4")
+        key, values = item.split("=", 1)
+        key = key.strip()
+        if key not in FIELDS or key == "seed":
+            raise UserError(f"--sweep {item}: unknown setting {key!r} (use --seeds for seeds); "
+                            f"valid keys: {', '.join(k for k in FIELDS if k != 'seed')}")
+        grid[key] = [yaml.safe_load(v) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def _infer_preset(store) -> str | None:
+    dataset = store.attrs.get("dataset")
+    return dataset if dataset in PRESETS else None
+
+
+def preflight(features: Path, config: TrainConfig) -> None:
+    """Label and preset checks before any run starts (one clear line on failure)."""
+    with open_store(features) as store:
+        split = training_split(store, config.val_fraction, config.val_seed)
+        if config.preset:
+            check_classes(get_preset(config.preset), split.class_names, store.path)
+
+
+def train(features=None, preset: str | None = None, config_file=None,
+          settings: dict | None = None, epochs: int | None = None, seed: int | None = None,
+          seeds=None, sweep: dict | None = None, scheduler: str | None = None, out=None,
+          device: str | None = None, workers: int | None = None, retries: int = 1,
+          progress: bool = True) -> TrainSummary:
+    """Train one run (``seed``) or many (``seeds`` x ``sweep`` grid on Dask) from ``features``.
+
+    Runs go to ``out/<run name>/``; ``out/summary.csv`` gets one row per run with its best
+    validation metrics and marks the best run.
+    """
+    features = Path(features or paths.default_features())
+    out = Path(out or paths.default_runs())
+    overrides = dict(settings or {})
+    for key, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+        if value is not None:
+            overrides[key] = value
+    if preset is None and "preset" not in overrides:
+        with open_store(features) as store:
+            preset = _infer_preset(store)
+        if preset:
+            log.info("using preset %s (the store's dataset)", preset)
+    config = build_config(preset, config_file, overrides)
+    preflight(features, config)
+    grid = sweep or {}
+    specs = plan_runs(config, features, out, seeds, grid)
+    if len(specs) == 1 and not scheduler:
+        results = [_run_here(features, specs[0], progress)]
+    else:
+        log.info("%d runs on Dask (%s)", len(specs), scheduler or "LocalCluster")
+        results = run_many(features, specs, scheduler, workers, retries, progress)
+    table = summary_rows(specs, results, features)
+    merged = write_summary(out, table)
+    mine = merged[merged["run"].isin(table["run"])].reset_index(drop=True)
+    mine.attrs["varied"] = list(grid)
+    best = merged[merged["best"]]
+    best_run = out / best.iloc[0]["run_dir"] if len(best) else None
+    return TrainSummary(mine, best_run, out / "summary.csv")
+
+
+def _run_here(features: Path, spec, progress: bool) -> dict:
+    from .run import train_run
+
+    done = read_result(spec.run_dir)
+    if done is not None:
+        log.info("%s: already trained with this configuration and store; reusing it",
+                 spec.run_dir)
+        return done
+    train_run(features, spec.config, spec.run_dir, progress=progress)
+    return read_result(spec.run_dir)
