@@ -26,7 +26,7 @@ def describe(path: str | Path) -> str:
             lines += [f"    {s:<6} {c:<24} {n}" for (s, c), n in counts.items()]
         if len(meta):
             show = meta[["video_id", "n_rows", "n_frames", "fps", "duration_s", "width", "height",
-                         "split", "class_name"]].head(20)
+                         "split", "class_name"]].head(20).fillna({"split": "-", "class_name": "-"})
             lines.append("")
             lines.append(show.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
             if len(meta) > 20:
