@@ -15,3 +15,17 @@ def synthetic_store(tiny_clip, tmp_path_factory):
 
     return make_synthetic_store(tmp_path_factory.mktemp("stores") / "synthetic.h5", tiny_clip,
                                 seed=0)
+
+
+def split_metrics(model, store_path, split: str = "test") -> dict:
+    """Row-level AUC / AP / mAUC of ``model`` (eval mode) on one split, via train.validate."""
+    from features.store import open_store
+    from train.validate import score_split
+    from train.windows import MemoryRows
+
+    with open_store(store_path) as store:
+        meta = store.metadata()
+        meta = meta[meta["split"] == split].reset_index(drop=True)
+        source = MemoryRows(store, list(meta["video_id"]))
+        frames = {v: store.frame_index(v) for v in meta["video_id"]}
+        return score_split(model.eval(), source, meta, frames, store.class_names, "Normal")

@@ -73,7 +73,7 @@ class TrainConfig:
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
+def coerce(key: str, value: Any, source: str) -> Any:
     """Convert ``value`` to the field's type; UserError naming the key when impossible."""
     kind = FIELDS[key].type
     if value is None:
@@ -103,7 +103,7 @@ def _apply(config: TrainConfig, values: dict, source: str) -> TrainConfig:
     if unknown:
         raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}; valid keys: "
                         f"{', '.join(FIELDS)}")
-    return replace(config, **{k: _coerce(k, v, source) for k, v in values.items()})
+    return replace(config, **{k: coerce(k, v, source) for k, v in values.items()})
 
 
 def parse_set(items: Iterable[str]) -> dict:

@@ -81,6 +81,25 @@ def select_key(name: str, video_level: bool) -> str:
     return name if name == "video_auc" else name + metric_suffix(video_level)
 
 
+def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCLIP:
+    """The untrained model of a run: centroid of the normal training videos, CoOp prompts
+    over the store's CLIP text tower, freshly initialised temporal model (seeded)."""
+    model_id = config.text_model or store.attrs["model_id"]
+    tower = load_text_tower(model_id, store.attrs.get("model_sha256"), device, store.path)
+    if tower.clip.embed_dim != store.embed_dim:
+        raise UserError(f"{store.path}: features are {store.embed_dim}-d but the text model "
+                        f"{model_id} embeds in {tower.clip.embed_dim}-d; the store must come "
+                        "from the same CLIP")
+    torch.manual_seed(config.seed)
+    normal_ids = list(split.train.loc[split.train["class_name"] == split.normal_class,
+                                      "video_id"])
+    centroid = normal_centroid(store, normal_ids)
+    prompts = PromptLearner(tower, split.class_names, config.n_ctx, config.ctx_init_std)
+    return AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
+                       config.num_segments, config.seg_length, config.width, config.depth,
+                       config.heads, config.concat_selector, centroid, prompts).to(device)
+
+
 def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
               progress: bool = True) -> RunResult:
     """Train one AnomalyCLIP on the store ``features``; see the module docstring for outputs."""
@@ -90,24 +109,12 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
     with open_store(features) as store:
         split = training_split(store, config.val_fraction, config.val_seed)
         _check_store(store, config, split)
-        model_id = config.text_model or store.attrs["model_id"]
-        tower = load_text_tower(model_id, store.attrs.get("model_sha256"), device, store.path)
-        if tower.clip.embed_dim != store.embed_dim:
-            raise UserError(f"{store.path}: features are {store.embed_dim}-d but the text model "
-                            f"{model_id} embeds in {tower.clip.embed_dim}-d; the store must come "
-                            "from the same CLIP")
-        torch.manual_seed(config.seed)
-        normal_ids = list(split.train.loc[split.train["class_name"] == split.normal_class,
-                                          "video_id"])
-        centroid = normal_centroid(store, normal_ids)
-        prompts = PromptLearner(tower, split.class_names, config.n_ctx, config.ctx_init_std)
-        model = AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
-                            config.num_segments, config.seg_length, config.width, config.depth,
-                            config.heads, config.concat_selector, centroid, prompts).to(device)
+        model = initial_model(store, split, config, device)
         train_src, val_src = _sources(store, split, config, progress)
         val_frames = {v: store.frame_index(v) for v in split.val["video_id"]}
         store_info = {"features": str(Path(features).resolve()),
-                      "stride": store.attrs.get("stride"), "model_id": model_id,
+                      "stride": store.attrs.get("stride"),
+                      "model_id": config.text_model or store.attrs["model_id"],
                       "model_sha256": store.attrs.get("model_sha256"),
                       "feature_dim": store.embed_dim, "dataset": store.attrs.get("dataset")}
     return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,

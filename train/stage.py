@@ -15,7 +15,7 @@ from features import paths
 from features.errors import UserError
 from features.store import open_store
 
-from .config import FIELDS, TrainConfig, build_config
+from .config import FIELDS, TrainConfig, coerce, build_config
 from .presets import PRESETS, check_classes, get_preset
 from .splits import training_split
 from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
@@ -61,7 +61,8 @@ def parse_sweep(items) -> dict:
         if key not in FIELDS or key == "seed":
             raise UserError(f"--sweep {item}: unknown setting {key!r} (use --seeds for seeds); "
                             f"valid keys: {', '.join(k for k in FIELDS if k != 'seed')}")
-        grid[key] = [yaml.safe_load(v) for v in values.split(",") if v.strip()]
+        grid[key] = [coerce(key, yaml.safe_load(v), f"--sweep {item}")
+                     for v in values.split(",") if v.strip()]
     return grid
 
 
