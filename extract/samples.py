@@ -73,10 +73,10 @@ def _event_overlays(spec: SampleSpec, rng: np.random.Generator) -> list[tuple[st
         return [(f"c=#ff7a10:s=40x44", f"x={x}+{flicker}:y={y}-{flicker}:enable='{when}'"),
                 (f"c=#ffe030:s=16x20", f"x={x + 12}-{flicker}:y={y + 14}:enable='{when}'")]
     if spec.class_name == "Fighting":
-        cx, y = int(rng.integers(30, w - 50)), int(rng.integers(10, h - 50))
-        sway = "9*abs(sin(t*7))"
-        return [(f"c=#e01818:s=14x36", f"x={cx}+{sway}:y={y}:enable='{when}'"),
-                (f"c=#e01818:s=14x36", f"x={cx + 34}-{sway}:y={y}+2:enable='{when}'")]
+        cx, y = int(rng.integers(10, w - 70)), int(rng.integers(6, h - 52))
+        sway = "10*abs(sin(t*7))"
+        return [(f"c=#e01818:s=20x44", f"x={cx}+{sway}:y={y}:enable='{when}'"),
+                (f"c=#e01818:s=20x44", f"x={cx + 42}-{sway}:y={y}+2:enable='{when}'")]
     if spec.class_name == "Road_Accidents":
         y = int(rng.integers(10, h - 34))
         go_right = bool(rng.integers(0, 2))

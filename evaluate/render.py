@@ -1,0 +1,101 @@
+"""``--render``: an mp4 of the video next to its score curve with a moving cursor (ffmpeg).
+
+The curve panel is drawn once with matplotlib; per frame only a cursor column is painted
+into a copy of it, so rendering costs about one decode plus one encode of the video. Frames
+are decoded at a height of 240 pixels, panel and frame are put side by side and piped into
+ffmpeg (libx264 when the binary has it, else mpeg4).
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from extract.ffmpeg_bin import ffmpeg_exe
+from features.errors import UserError
+
+from . import plots
+
+HEIGHT = 240
+PANEL_WIDTH = 480
+
+
+def curve_panel(p_anomaly: np.ndarray, fps: float, threshold: float):
+    """(panel (HEIGHT, PANEL_WIDTH, 3) uint8, x pixel of each frame (F,), (top, bottom) rows
+    of the plot area) of the static score curve."""
+    import matplotlib.pyplot as plt
+
+    dpi = 100
+    fig, ax = plt.subplots(figsize=(PANEL_WIDTH / dpi, HEIGHT / dpi), dpi=dpi)
+    plots.draw_score_curve(ax, p_anomaly, fps, threshold=threshold)
+    ax.legend().remove()
+    ax.tick_params(labelsize=7)
+    ax.xaxis.label.set_size(7)
+    ax.yaxis.label.set_size(7)
+    fig.tight_layout(pad=0.3)
+    fig.canvas.draw()
+    panel = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()          # (H, W, 3)
+    frames = np.arange(len(p_anomaly)) + 0.5
+    xs = ax.transData.transform(np.c_[frames, np.zeros_like(frames)])[:, 0]
+    (_, y0), (_, y1) = ax.transAxes.transform([[0, 0], [1, 1]])
+    plt.close(fig)
+    h = panel.shape[0]
+    rows = (int(h - y1), int(h - y0))
+    return panel, np.clip(xs.round().astype(int), 0, panel.shape[1] - 1), rows
+
+
+def render_video(video_path: Path, frames: pd.DataFrame, out: Path,
+                 threshold: float = 0.5) -> Path:
+    """Write ``out`` (mp4): the video's frames left, the score curve with a cursor right."""
+    s = frames["p_anomaly"].to_numpy(np.float32)
+    t = frames["time_s"].to_numpy()
+    fps = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 and t[-1] > t[0] else 25.0
+    panel, xs, (top, bottom) = curve_panel(s, fps, threshold)
+    ph, pw = panel.shape[:2]
+    probe = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(video_path),
+                            "-frames:v", "1", "-vf", f"scale=-2:{ph}", "-f", "rawvideo",
+                            "-pix_fmt", "rgb24", "pipe:"], capture_output=True)
+    if probe.returncode != 0 or not probe.stdout:
+        raise UserError(f"{video_path}: cannot be decoded for --render "
+                        f"({probe.stderr.decode(errors='replace').strip()[:200]})")
+    vw = len(probe.stdout) // (ph * 3)
+    width = vw + pw + ((vw + pw) % 2)
+    encoders = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True,
+                              text=True).stdout
+    codec = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"] if "libx264" in encoders \
+        else ["-c:v", "mpeg4", "-q:v", "4"]
+    tmp = out.with_name(out.stem + ".tmp.mp4")
+    decoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(video_path),
+                                "-vf", f"scale={vw}:{ph}", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                                "pipe:"], stdout=subprocess.PIPE)
+    encoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "rawvideo",
+                                "-pix_fmt", "rgb24", "-s", f"{width}x{ph}", "-r", f"{fps:.6f}",
+                                "-i", "pipe:", *codec, "-pix_fmt", "yuv420p", "-movflags",
+                                "+faststart", str(tmp)], stdin=subprocess.PIPE)
+    frame_bytes = vw * ph * 3
+    canvas = np.full((ph, width, 3), 255, np.uint8)
+    i = 0
+    try:
+        while True:
+            buf = decoder.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            canvas[:, :vw] = np.frombuffer(buf, np.uint8).reshape(ph, vw, 3)
+            canvas[:, vw:vw + pw] = panel
+            x = vw + xs[min(i, len(xs) - 1)]
+            canvas[top:bottom, max(x - 1, vw):x + 1] = (192, 57, 43)             # cursor
+            encoder.stdin.write(canvas.tobytes())
+            i += 1
+    finally:
+        decoder.stdout.close()
+        decoder.wait()
+        encoder.stdin.close()
+        rc = encoder.wait()
+    if rc != 0 or i == 0:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{video_path}: rendering {out.name} failed (ffmpeg exit {rc}, "
+                        f"{i} frames)")
+    tmp.replace(out)
+    return out
