@@ -214,6 +214,51 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
 
 # ---------------------------------------------------------------- evaluate: score / demo
 # (issue 6: `pipeline score`, `pipeline demo`)
+@cli.command()
+@click.option("--features", type=click.Path(), default=None,
+              help="Feature file to score [default: pipeline_out/features.h5].")
+@click.option("--checkpoint", "run", type=click.Path(), default=None,
+              help="Run folder, or a runs folder (its best run) [default: pipeline_out/runs].")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "val", "test", "all"]), help="Videos to score.")
+@click.option("--video", type=click.Path(), default=None,
+              help="Score one new video file instead: extract it with the run's CLIP first.")
+@click.option("--out", type=click.Path(), default=None,
+              help="Output folder [default: pipeline_out/scores/<split or video name>].")
+@click.option("--csv", is_flag=True, help="Also write the frame table as CSV.")
+@click.option("--render", is_flag=True,
+              help="With --video: also write an mp4 of the frames next to the score curve.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@user_errors
+def score(features, run, split, video, out, csv, render, device):
+    """Frame scores, metrics and plots for a split, or anomalous intervals of one video."""
+    from evaluate.score import score_split, score_video
+
+    if video:
+        if features:
+            raise UserError("--video and --features exclude each other: --video extracts "
+                            "the file itself")
+        result = score_video(video, run=run, out=out, render=render, csv=csv, device=device)
+    else:
+        if render:
+            raise UserError("--render works with --video (one video), not with --split")
+        result = score_split(features, run=run, split=split, out=out, csv=csv, device=device)
+    click.echo(result.summary())
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(), default=None,
+              help="Where everything goes [default: pipeline_out/demo].")
+@click.option("--model", default=None,
+              help="CLIP hub id or folder [default: the offline tiny CLIP, random weights].")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Training seed.")
+@user_errors
+def demo(workdir, model, device, seed):
+    """Generate sample videos, extract, label, train, score: the whole pipeline in minutes."""
+    from evaluate.demo import run_demo
+
+    click.echo(run_demo(workdir, model=model, device=device, seed=seed).summary())
 
 
 def main():
