@@ -67,14 +67,15 @@ def _intervals(rng: np.random.Generator, n_frames: int) -> list[tuple[int, int]]
 
 
 def _video_rows(rng, mu, n_rows, scene_spread, frame_noise, rho) -> np.ndarray:
-    """(n_rows, D) normal-looking rows: scene mean plus AR(1) frame noise."""
+    """(n_rows, D) normal-looking rows: scene mean plus stationary AR(1) frame noise."""
+    from scipy.signal import lfilter
+
     d = mu.shape[0]
     scene = rng.standard_normal(d) * scene_spread / np.sqrt(d)
     eps = rng.standard_normal((n_rows, d)) * frame_noise / np.sqrt(d)
-    noise = np.empty_like(eps)
-    noise[0] = eps[0]
-    for t in range(1, n_rows):
-        noise[t] = rho * noise[t - 1] + np.sqrt(1 - rho ** 2) * eps[t]
+    c = np.sqrt(1 - rho ** 2)
+    eps[0] /= c                                 # noise[0] = eps[0]: already stationary
+    noise = lfilter([c], [1.0, -rho], eps, axis=0)   # noise[t] = rho noise[t-1] + c eps[t]
     return mu + scene + noise
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from features.store import open_store
-from tests.train_helpers import synthetic_store  # noqa: F401  (session fixture)
+from tests.train_helpers import synthetic_store  # noqa: F401,F811 (session fixture)
 from train.centroid import normal_centroid
 from train.directions import text_directions
 from train.inference import grid_rows, predict_video
@@ -17,7 +17,7 @@ from train.model import AnomalyCLIP, class_log_probs
 from train.prompts import PromptLearner, load_text_tower
 from train.selector import Selector
 from train.temporal import TemporalModel
-from train.windows import BalancedBatches, read_rows, window_rows
+from train.windows import BalancedBatches, read_window, window_rows
 
 CLASSES = ["Arson", "Fighting", "Normal", "Road_Accidents"]     # store order, Normal at 2
 N, L, D = 8, 4, 512
@@ -135,7 +135,8 @@ def test_gradients_reach_only_trainable_parameters(model):
     assert set(terms) == {"dir_abn", "dir_nor", "topk_abn", "bottomk_abn", "topk_nor",
                           "smooth", "sparse"}
     loss.backward()
-    with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    with_grad = {n for n, p in model.named_parameters()
+                 if p.grad is not None and p.grad.abs().sum() > 0}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert {"prompt_learner.ctx", "prompt_learner.text_projection.weight"} <= with_grad
     assert any(n.startswith("temporal.") for n in with_grad)
@@ -187,14 +188,15 @@ def test_window_rows_follow_the_sampling_rule():
     np.testing.assert_array_equal(short.ravel(), np.arange(512) % 100)
 
 
-def test_read_rows_matches_plain_slicing(tmp_path):
-    data = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float16)
+@pytest.mark.parametrize("t", [100, 300, 2000])
+def test_read_window_matches_plain_indexing(tmp_path, t):
+    data = np.random.default_rng(0).standard_normal((t, 16)).astype(np.float16)
     with h5py.File(tmp_path / "x.h5", "w") as h5:
         h5.create_dataset("e", data=data, chunks=(64, 16))
-    rows = window_rows(300, 8, 4, np.random.default_rng(1)).ravel()
-    rows[:3] = [299, 0, 5]                                            # any order, repeats
     with h5py.File(tmp_path / "x.h5", "r") as h5:
-        np.testing.assert_array_equal(read_rows(h5["e"], rows), data[rows])
+        for seed in range(3):
+            rows = window_rows(t, 8, 16, np.random.default_rng(seed))     # 128-row windows
+            np.testing.assert_array_equal(read_window(h5["e"], rows), data[rows])
 
 
 def test_balanced_batches_are_half_abnormal_and_deterministic():

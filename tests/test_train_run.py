@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from features.errors import UserError
 from features.store import open_store
 from pipeline import cli
-from tests.train_helpers import TINY, split_metrics, synthetic_store  # noqa: F401
+from tests.train_helpers import TINY, split_metrics, synthetic_store  # noqa: F401,F811
 from train.checkpoint import find_best_run, load_run
 from train.config import build_config
 from train.run import initial_model, train_run
@@ -138,6 +138,12 @@ def test_config_precedence_and_presets(tmp_path):
     sht = build_config("shanghaitech")
     assert (sht.lr, sht.warmup_epochs, sht.epochs, sht.depth, sht.concat_selector) == \
         (5e-4, 10, 100, 2, True)
+    from train.presets import PRESETS, check_classes
+    check_classes(PRESETS["shanghaitech"], ["Anomaly", "Normal"], "s.h5")   # detection-only
+    check_classes(PRESETS["ucf-crime"], [c.replace("RoadAccidents", "Road_Accidents")
+                                         for c in PRESETS["ucf-crime"].class_names], "s.h5")
+    with pytest.raises(UserError, match="expects 18"):
+        check_classes(PRESETS["shanghaitech"], ["Theft", "Normal"], "s.h5")
     (tmp_path / "c.yaml").write_text("preset: xd-violence\nlr: 1.0e-4\ndepth: 3\n")
     cfg = build_config(config_file=tmp_path / "c.yaml", overrides={"depth": 2})
     assert (cfg.preset, cfg.width, cfg.lr, cfg.depth) == ("xd-violence", 128, 1e-4, 2)

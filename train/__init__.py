@@ -1,4 +1,4 @@
-"""Stage two: the AnomalyCLIP model parts, losses, window sampling, training runs and Dask orchestration.
+"""Stage two: AnomalyCLIP model parts, losses, window sampling, runs and Dask orchestration.
 
 Entry points: :func:`train.stage.train` (one run or many, what ``pipeline train`` calls),
 :func:`train.run.train_run` (one run), :func:`train.checkpoint.load_run` and

@@ -18,6 +18,7 @@ class Preset:
     params: dict                       # TrainConfig fields
     class_names: tuple[str, ...]       # incl. Normal, as the dataset names them
     check_names: bool = True           # False: only the number of classes is checked
+    alternatives: tuple = ()           # other accepted class lists (checked by name)
     note: str = field(default="")
 
 
@@ -32,14 +33,16 @@ PRESETS = {
         dict(lr=5e-6, warmup_epochs=5, epochs=50, width=128, depth=1, concat_selector=False),
         ("Abuse", "Car_accident", "Explosion", "Fighting", "Normal", "Riot", "Shooting")),
     # ShanghaiTech has no official class list; these are the names of the reference
-    # implementation's label map. Only the count (17 + Normal) is enforced.
+    # implementation's label map. Only the count (17 + Normal) is enforced, or the
+    # detection-only labelling (`pipeline label --dataset shanghaitech` without a class map:
+    # every abnormal video is "Anomaly").
     "shanghaitech": Preset(
         "shanghaitech",
         dict(lr=5e-4, warmup_epochs=10, epochs=100, width=256, depth=2, concat_selector=True),
         ("car", "chasing", "circuit", "fall", "fighting", "hurdle", "jumping", "monocycle",
          "Normal", "push", "robbery", "running", "skateboard", "step", "stoop",
          "throwing_object", "vaudeville", "vehicle"),
-        check_names=False,
+        check_names=False, alternatives=(("Anomaly", "Normal"),),
         note="class names are not standardised; only their number is checked"),
 }
 
@@ -57,6 +60,9 @@ def _norm(name: str) -> str:
 
 def check_classes(preset: Preset, store_classes: list[str], store_path) -> None:
     """Raise UserError when the store's classes do not fit the preset."""
+    for names in preset.alternatives:
+        if sorted(map(_norm, names)) == sorted(map(_norm, store_classes)):
+            return
     if len(store_classes) != len(preset.class_names):
         raise UserError(
             f"{store_path}: store has {len(store_classes)} classes ({', '.join(store_classes)}) "

@@ -110,7 +110,7 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
         split = training_split(store, config.val_fraction, config.val_seed)
         _check_store(store, config, split)
         model = initial_model(store, split, config, device)
-        train_src, val_src = _sources(store, split, config, progress)
+        train_src, val_src = make_sources(store, split, config, progress)
         val_frames = {v: store.frame_index(v) for v in split.val["video_id"]}
         store_info = {"features": str(Path(features).resolve()),
                       "stride": store.attrs.get("stride"),
@@ -121,7 +121,8 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
                 store_info, progress, t0)
 
 
-def _sources(store, split: Split, config: TrainConfig, progress: bool):
+def make_sources(store, split: Split, config: TrainConfig, progress: bool = False):
+    """(train, val) row sources: in RAM (cache=memory, or auto when it fits) or HDF5."""
     train_ids, val_ids = list(split.train["video_id"]), list(split.val["video_id"])
     mode = config.cache
     if mode == "auto":
@@ -133,7 +134,8 @@ def _sources(store, split: Split, config: TrainConfig, progress: bool):
         return MemoryRows(store, train_ids, bar), MemoryRows(store, val_ids, bar)
 
 
-def _loader(split: Split, source, config: TrainConfig, device: torch.device):
+def make_loader(split: Split, source, config: TrainConfig, device: torch.device):
+    """DataLoader of balanced window batches over the training videos, and its sampler."""
     train = split.train
     class_index = [split.class_names.index(c) for c in train["class_name"]]
     abnormal = [i for i, c in enumerate(class_index) if c != split.normal_index]
@@ -149,17 +151,38 @@ def _loader(split: Split, source, config: TrainConfig, device: torch.device):
     return window_loader(dataset, batches, workers, pin_memory=device.type == "cuda"), batches
 
 
+def train_step(model: AnomalyCLIP, optimizer, schedule, x: torch.Tensor, y: torch.Tensor,
+               config: TrainConfig, generator: torch.Generator) -> dict:
+    """One optimisation step on a batch: x (B, N, L, D) windows, y (B,) class indices."""
+    device = model.centroid.device
+    x = x.to(device, non_blocking=True).float()                      # (B, N, L, D) fp32
+    y = y.to(device)
+    out = model(x)
+    loss, terms = anomaly_clip_loss(out, y, model.normal_index, config, generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return terms
+
+
+def make_optimizer(model: AnomalyCLIP, config: TrainConfig, steps_per_epoch: int):
+    """AdamW on the trainable parameters; linear warm-up then cosine decay, per step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, steps_per_epoch, config.warmup_epochs, config.epochs))
+    return optimizer, schedule
+
+
 def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
          config: TrainConfig, out_dir: Path, device: torch.device, store_info: dict,
          progress: bool, t0: float) -> RunResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT).unlink(missing_ok=True)
-    loader, batches = _loader(split, train_src, config, device)
+    loader, batches = make_loader(split, train_src, config, device)
     steps = len(batches)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, steps, config.warmup_epochs, config.epochs))
+    optimizer, schedule = make_optimizer(model, config, steps)
     generator = torch.Generator().manual_seed(config.seed)
     video_level = uses_video_labels(split.val, split.normal_class) if len(split.val) else False
     key = select_key(config.select_metric, video_level)
@@ -181,14 +204,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         batches.set_epoch(epoch)
         sums = dict.fromkeys(("loss",) + TERMS, 0.0)
         for x, y in loader:
-            x = x.to(device, non_blocking=True).float()                # (B, N, L, D)
-            y = y.to(device)                                           # (B,) class index
-            out = model(x)
-            loss, terms = anomaly_clip_loss(out, y, model.normal_index, config, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            terms = train_step(model, optimizer, schedule, x, y, config, generator)
             value = sum(terms.values())
             step_losses.append(value)
             sums["loss"] += value
