@@ -1,0 +1,128 @@
+"""The end-to-end demo (generate -> extract -> label -> train -> score) learns, and the trained
+run scores new videos through `pipeline score --video`. One demo run serves every test here."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from evaluate.score import score_split, score_video
+from extract import extract_videos
+from extract.samples import SampleSpec, write_sample_video
+from features.errors import UserError
+from pipeline import cli
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`pipeline demo` run once in its own work directory."""
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_WORKDIR", str(root / "pipeline_out"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        result = CliRunner().invoke(cli, ["demo", "--workdir", str(root / "demo")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return root / "demo", result.output
+
+
+def test_demo_learns_and_writes_every_output(demo):
+    workdir, output = demo
+    scores = workdir / "scores" / "test"
+    body = json.loads((scores / "metrics.json").read_text())
+    m = body["metrics"]
+    assert m["auc"] >= 0.9, output                  # learning happened (random CLIP features)
+    assert m["mauc"] >= 0.8 and m["false_alarm_rate"] <= 0.1, output
+    assert f"{m['auc']:.4f}" in output and "summary.png" in output
+    manifest = pd.read_csv(workdir / "samples" / "manifest.csv", keep_default_na=False)
+    test = manifest[manifest["split"] == "test"]
+    frames = pd.read_parquet(scores / "frame_scores.parquet")
+    n_frames = 96                                   # 12 s at 8 fps
+    assert len(frames) == len(test) * n_frames == m["n_frames"]
+    probs = frames[["p_Arson", "p_Fighting", "p_Normal", "p_Road_Accidents"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(frames["p_Normal"], 1 - frames["p_anomaly"], atol=1e-5)
+    for row in test.itertuples():                   # labels follow the manifest's intervals
+        y = frames.loc[frames["video_id"] == row.video[:-4], "label"].to_numpy()
+        expected = np.zeros(n_frames, int)
+        if row.intervals:
+            start, end = map(int, row.intervals.split("-"))
+            expected[start:end + 1] = 1
+        assert (y == expected).all()
+    assert len(list((scores / "plots").glob("*.png"))) == len(test)
+    assert (scores / "summary.png").stat().st_size > 10_000
+    per_class = pd.read_csv(scores / "per_class.csv")
+    assert list(per_class["class_name"]) == ["Arson", "Fighting", "Road_Accidents"]
+
+
+def test_score_video_cli_writes_table_plot_intervals_and_render(demo, tmp_path):
+    workdir, _ = demo
+    video = workdir / "samples" / "test_Road_Accidents_00.mp4"
+    manifest = pd.read_csv(workdir / "samples" / "manifest.csv", keep_default_na=False)
+    start, end = map(int, manifest.set_index("video").at[video.name, "intervals"].split("-"))
+    out = tmp_path / "one"
+    result = CliRunner().invoke(cli, ["score", "--video", str(video), "--checkpoint",
+                                      str(workdir / "runs"), "--out", str(out), "--render"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    frames = pd.read_parquet(out / "frame_scores.parquet")
+    assert len(frames) == 96 and frames["label"].isna().all()
+    assert (out / "plots" / "test_Road_Accidents_00.png").exists()
+    assert (out / "test_Road_Accidents_00_scored.mp4").stat().st_size > 10_000
+    found = json.loads((out / "metrics.json").read_text())["intervals"]["test_Road_Accidents_00"]
+    assert found and "anomalous intervals in test_Road_Accidents_00" in result.output
+    best = max(found, key=lambda iv: iv["peak"])
+    assert best["start_frame"] <= end and best["end_frame"] >= start      # overlaps the truth
+    assert f"{best['start_s']:.2f}" in result.output
+
+
+def test_trained_model_aligns_a_stride_3_video_and_skips_metrics_without_labels(demo, tmp_path):
+    workdir, _ = demo
+    spec = SampleSpec("odd", "test", "Arson", seed=5, interval=(30, 60), seconds=12.5)
+    write_sample_video(spec, tmp_path / "v" / "odd.mp4")    # 100 frames: not a multiple of 3/16
+    store = tmp_path / "stride3.h5"
+    with h5py.File(workdir / "features.h5", "r") as h5:
+        model = h5.attrs["model_id"]
+    assert not extract_videos(tmp_path / "v", out=store, model=model, stride=3,
+                              progress=False).failed
+    result = score_split(store, run=workdir / "runs", split="test", out=tmp_path / "s",
+                         progress=False)
+    assert result.metrics is None and any("no labels" in n for n in result.notes)
+    assert any("stride 1" in n for n in result.notes)
+    assert len(result.frames) == 100                            # 34 rows -> 100 frames
+    s = result.frames["p_anomaly"].to_numpy()
+    assert (s[:99].reshape(33, 3) == s[:99:3, None]).all()      # each row over its 3 frames
+    assert len(np.unique(s)) > 10                               # and rows do differ
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["metrics"] is None
+    assert (tmp_path / "s" / "frame_scores.parquet").exists()
+
+
+def _copy_with_attrs(src, dst, **attrs):
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as h5:
+        for key, value in attrs.items():
+            h5.attrs[key] = value
+    return dst
+
+
+def test_mismatched_store_and_bad_video_are_one_line_errors(demo, tmp_path):
+    workdir, _ = demo
+    runs, features = workdir / "runs", workdir / "features.h5"
+    other_model = _copy_with_attrs(features, tmp_path / "m.h5", model_sha256="0" * 64)
+    with pytest.raises(UserError, match="re-extract with --model"):
+        score_split(other_model, run=runs, out=tmp_path / "x")
+    other_classes = _copy_with_attrs(features, tmp_path / "c.h5",
+                                     class_names=json.dumps(["Arson", "Normal"]))
+    with pytest.raises(UserError, match="classes"):
+        score_split(other_classes, run=runs, out=tmp_path / "x")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(UserError, match="cannot be decoded"):
+        score_video(bad, run=runs, out=tmp_path / "b")
+    result = CliRunner().invoke(cli, ["score", "--video", str(bad), "--checkpoint", str(runs),
+                                      "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and result.output.startswith("error:")
