@@ -101,8 +101,13 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
 
 
 def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
-              progress: bool = True) -> RunResult:
-    """Train one AnomalyCLIP on the store ``features``; see the module docstring for outputs."""
+              progress: bool = True, memory_share: float = 0.4) -> RunResult:
+    """Train one AnomalyCLIP on the store ``features``; see the module docstring for outputs.
+
+    ``memory_share``: with ``cache=auto``, the windows are cached in RAM when the training
+    and validation rows take at most this share of physical memory (runs sharing a machine
+    pass their part of it).
+    """
     t0 = time.time()
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
@@ -110,7 +115,7 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
         split = training_split(store, config.val_fraction, config.val_seed)
         _check_store(store, config, split)
         model = initial_model(store, split, config, device)
-        train_src, val_src = make_sources(store, split, config, progress)
+        train_src, val_src = make_sources(store, split, config, progress, memory_share)
         val_frames = {v: store.frame_index(v) for v in split.val["video_id"]}
         store_info = {"features": str(Path(features).resolve()),
                       "stride": store.attrs.get("stride"),
@@ -121,12 +126,15 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
                 store_info, progress, t0)
 
 
-def make_sources(store, split: Split, config: TrainConfig, progress: bool = False):
+def make_sources(store, split: Split, config: TrainConfig, progress: bool = False,
+                 memory_share: float = 0.4):
     """(train, val) row sources: in RAM (cache=memory, or auto when it fits) or HDF5."""
     train_ids, val_ids = list(split.train["video_id"]), list(split.val["video_id"])
     mode = config.cache
     if mode == "auto":
-        mode = "memory" if fits_in_memory(rows_bytes(store, train_ids + val_ids)) else "hdf5"
+        size = rows_bytes(store, train_ids + val_ids)
+        mode = "memory" if fits_in_memory(size, memory_share) else "hdf5"
+        log.debug("cache=auto: %.2f GiB of rows -> %s", size / 2**30, mode)
     if mode == "hdf5":
         return HDF5Rows(store.path, train_ids), HDF5Rows(store.path, val_ids)
     with tqdm(total=len(train_ids) + len(val_ids), desc="caching features", unit="video",

@@ -85,7 +85,8 @@ def _pick_device(device: str) -> str:
     return device
 
 
-def _run_task(features: str, config: dict, run_dir: str, threads: int | None) -> dict:
+def _run_task(features: str, config: dict, run_dir: str, threads: int | None,
+              memory_share: float = 0.4) -> dict:
     """Runs on a Dask worker: train one run (or return its finished result)."""
     done = read_result(run_dir)
     if done is not None:
@@ -97,7 +98,7 @@ def _run_task(features: str, config: dict, run_dir: str, threads: int | None) ->
     if threads:
         torch.set_num_threads(threads)
     config = TrainConfig(**{**config, "device": _pick_device(config["device"])})
-    train_run(features, config, run_dir, progress=False)
+    train_run(features, config, run_dir, progress=False, memory_share=memory_share)
     return read_result(run_dir)
 
 
@@ -119,6 +120,12 @@ def _cluster(n_runs: int, n_workers: int | None):
     return cluster, threads
 
 
+def _workers_per_host(client) -> int:
+    """The largest number of workers on one machine of the cluster (at least 1)."""
+    hosts = [w.get("host") for w in client.scheduler_info().get("workers", {}).values()]
+    return max([hosts.count(h) for h in set(hosts)] or [1])
+
+
 def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
              n_workers: int | None = None, retries: int = 1, progress: bool = True) -> list[dict]:
     """Run ``specs`` as Dask futures; one result dict per spec (``error`` set on failure)."""
@@ -129,8 +136,9 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
     client = Client(scheduler) if scheduler else Client(cluster)
     results = {}
     try:
+        share = 0.4 / _workers_per_host(client)     # runs on one machine share its RAM
         futures = {client.submit(_run_task, str(Path(features).resolve()),
-                                 s.config.to_dict(), str(s.run_dir.resolve()), threads,
+                                 s.config.to_dict(), str(s.run_dir.resolve()), threads, share,
                                  key=f"train-{s.name}", retries=retries, pure=False): s
                    for s in specs}
         bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
