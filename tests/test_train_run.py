@@ -230,3 +230,16 @@ def test_error_dim_mismatch_and_cli_prints_one_line(synthetic_store, tmp_path):
     assert result.exit_code == 2
     lines = [l for l in result.output.splitlines() if l.startswith("error:")]
     assert len(lines) == 1 and "256-d" in lines[0] and "512-d" in lines[0]
+
+
+def test_undefined_validation_metric_keeps_the_latest_epoch(tiny_clip, tmp_path):
+    from features.synthetic import make_synthetic_store
+
+    store = make_synthetic_store(tmp_path / "s.h5", tiny_clip, n_train_normal=6,
+                                 n_train_abnormal=6, n_val_normal=2, n_val_abnormal=0,
+                                 n_test_normal=0, n_test_abnormal=0, seed=4)
+    run = train_run(store, build_config(overrides={**TINY, "epochs": 3}), tmp_path / "r",
+                    progress=False)
+    assert run.history["val_auc"].isna().all()       # only normal validation videos
+    assert run.best_epoch == 3
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["best_epoch"] == 3

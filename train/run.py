@@ -229,7 +229,11 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
             row.update({f"val_{k}": v for k, v in metrics.items()})
             score = metrics[key]
             last_val = {f"val_{key}": f"{score:.3f}"}
-            if score >= best_value or best_epoch is None:      # ties: the later epoch
+            if math.isnan(score) and best_epoch is None:
+                log.warning("validation %s is undefined (one class only among the validation "
+                            "videos): keeping the latest epoch", key)
+            if math.isnan(best_value) or score >= best_value or best_epoch is None:
+                # ties go to the later epoch; an undefined metric keeps the latest
                 best_value, best_epoch, best = score, epoch, metrics
                 save_checkpoint(model, {**run_config, "best_epoch": epoch,
                                         "metrics": _finite(metrics)}, out_dir)

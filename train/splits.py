@@ -6,6 +6,7 @@ store is not modified) and recorded in the run's config.json.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,8 @@ import pandas as pd
 
 from features.errors import UserError
 from features.store import NORMAL_CLASS
+
+log = logging.getLogger("pipeline")
 
 
 @dataclass
@@ -58,6 +61,11 @@ def training_split(store, val_fraction: float, val_seed: int) -> Split:
     if normal_class not in class_names:
         raise UserError(f"{path}: class list {class_names} has no normal class "
                         f"{normal_class!r}; re-label the store")
+    empty = meta["n_rows"].fillna(0).astype(int) < 1
+    if empty.any():
+        log.warning("%s: skipping %d videos without rows: %s", path, int(empty.sum()),
+                    ", ".join(meta.loc[empty, "video_id"][:5]))
+        meta = meta[~empty]
     train = meta[meta["split"] == "train"].reset_index(drop=True)
     unknown = sorted(set(train["class_name"].dropna()) - set(class_names))
     if unknown or train["class_name"].isna().any():

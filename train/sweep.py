@@ -113,8 +113,12 @@ def _cluster(n_runs: int, n_workers: int | None):
     if n_workers is None:
         n_workers = max(1, min(n_runs, gpus or cores))
     threads = max(1, cores // n_workers)
-    # workers that may start DataLoader processes must not be daemonic
-    with dask.config.set({"distributed.worker.daemon": False}):
+    # workers that may start DataLoader processes must not be daemonic; Dask's own INFO
+    # lines only with `pipeline -v`
+    level = "info" if log.isEnabledFor(logging.DEBUG) else "warning"
+    logging.getLogger("distributed").setLevel(level.upper())
+    with dask.config.set({"distributed.worker.daemon": False,
+                          "logging": {"distributed": level}}):
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
     return cluster, threads
