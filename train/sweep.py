@@ -174,8 +174,8 @@ def summary_rows(specs: list[RunSpec], results: list[dict], features) -> pd.Data
                "select_value": best.get(select) if select else None,
                **{f"val_{k}": v for k, v in best.items()},
                "seconds": res.get("seconds"),
-               "checkpoint": str(spec.run_dir / "model.safetensors") if not res.get("error")
-               else ""}
+               "checkpoint": f"{spec.name}/model.safetensors" if not res.get("error")
+               else ""}                     # run_dir and checkpoint: relative to runs/
         rows.append(row)
     return pd.DataFrame(rows)
 
