@@ -236,3 +236,13 @@ def test_predict_video_matches_window_forward(model):
     assert out["class_probs"].shape == (N * L, 4)
     long = predict_video(model, np.random.default_rng(0).standard_normal((77, D)))
     assert long["p_anomaly"].shape == (77,) and long["class_probs"].shape == (77, 4)
+
+
+def test_learning_rate_warms_up_linearly_then_decays_to_zero():
+    from train.run import lr_factor
+
+    f = [lr_factor(s, 10, warmup_epochs=5, epochs=50) for s in range(500)]
+    np.testing.assert_allclose(f[:50], np.arange(1, 51) / 50)           # linear warm-up
+    assert f[50] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[50:], f[51:]))                  # cosine, decreasing
+    assert f[-1] < 1e-3 and f[275] == pytest.approx(0.5, abs=0.01)      # half-way: 0.5

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,6 @@ class RunResult:
     history: pd.DataFrame           # metrics.csv
     config: dict                    # TrainConfig fields
     seconds: float
-    extra: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         metrics = "  ".join(f"{k} {v:.4f}" for k, v in self.best.items() if v == v)
