@@ -126,3 +126,19 @@ def test_mismatched_store_and_bad_video_are_one_line_errors(demo, tmp_path):
                                       "--out", str(tmp_path / "b")])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and result.output.startswith("error:")
+
+
+def test_abnormal_video_without_intervals_is_scored_but_left_out_of_metrics(demo, tmp_path):
+    workdir, _ = demo
+    store = tmp_path / "f.h5"
+    shutil.copy(workdir / "features.h5", store)
+    with h5py.File(store, "r+") as h5:
+        del h5["videos/test_Arson_00/intervals"]
+    result = score_split(store, run=workdir / "runs", out=tmp_path / "s",
+                         plots_per_video=False, progress=False)
+    frames = result.frames
+    assert frames.loc[frames["video_id"] == "test_Arson_00", "label"].isna().all()
+    assert len(frames) == 12 * 96 and result.metrics["n_frames"] == 11 * 96
+    assert result.metrics["n_videos"] == 11 and any("test_Arson_00" in n for n in result.notes)
+    with pytest.raises(UserError, match="split"):
+        score_split(store, run=workdir / "runs", split="bogus", out=tmp_path / "x")
