@@ -156,8 +156,11 @@ def _score_meta(store: FeatureStore, meta: pd.DataFrame, model, cfg: dict, out: 
     frames, videos, found_all = [], [], {}
     inputs = _video_inputs(store, meta)
     bar = tqdm(total=len(meta), desc="scoring", unit="video", disable=progress is False)
+    # grids per forward: 256 on a GPU (1.83 M vs 1.36 M frames/s at 64 on an H200, UCF-Crime
+    # shape N 32 x L 16, width 256); 64 on CPU
+    grid_batch = 256 if device.type == "cuda" else 64
     for row, scores in zip(meta.itertuples(index=False),
-                           score_videos(model, inputs, device, where=str(store.path))):
+                           score_videos(model, inputs, device, grid_batch, str(store.path))):
         labels = _known_labels(row, normal_class)
         times = tables.frame_times(scores.n_frames, row.fps, row.stride,
                                    store.timestamps_ms(row.video_id))
