@@ -14,7 +14,6 @@ Both write, under ``out`` (default ``pipeline_out/scores/<split or video>``)::
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field

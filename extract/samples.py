@@ -69,19 +69,19 @@ def _event_overlays(spec: SampleSpec, rng: np.random.Generator) -> list[tuple[st
     u = f"((t-{t0:.4f})/{span:.4f})"                       # 0 -> 1 over the event
     if spec.class_name == "Arson":
         x, y = int(rng.integers(10, w - 50)), int(rng.integers(h // 3, h - 50))
-        flicker = f"3*sin(t*23)"
-        return [(f"c=#ff7a10:s=40x44", f"x={x}+{flicker}:y={y}-{flicker}:enable='{when}'"),
-                (f"c=#ffe030:s=16x20", f"x={x + 12}-{flicker}:y={y + 14}:enable='{when}'")]
+        flicker = "3*sin(t*23)"
+        return [("c=#ff7a10:s=40x44", f"x={x}+{flicker}:y={y}-{flicker}:enable='{when}'"),
+                ("c=#ffe030:s=16x20", f"x={x + 12}-{flicker}:y={y + 14}:enable='{when}'")]
     if spec.class_name == "Fighting":
         cx, y = int(rng.integers(10, w - 70)), int(rng.integers(6, h - 52))
         sway = "10*abs(sin(t*7))"
-        return [(f"c=#e01818:s=20x44", f"x={cx}+{sway}:y={y}:enable='{when}'"),
-                (f"c=#e01818:s=20x44", f"x={cx + 42}-{sway}:y={y}+2:enable='{when}'")]
+        return [("c=#e01818:s=20x44", f"x={cx}+{sway}:y={y}:enable='{when}'"),
+                ("c=#e01818:s=20x44", f"x={cx + 42}-{sway}:y={y}+2:enable='{when}'")]
     if spec.class_name == "Road_Accidents":
         y = int(rng.integers(10, h - 34))
         go_right = bool(rng.integers(0, 2))
         x = f"4+{w - 56}*{u}" if go_right else f"{w - 52}-{w - 56}*{u}"
-        return [(f"c=#2a5cff:s=48x24", f"x='{x}':y={y}:enable='{when}'")]
+        return [("c=#2a5cff:s=48x24", f"x='{x}':y={y}:enable='{when}'")]
     raise ValueError(f"unknown event class {spec.class_name!r}; known: {EVENT_CLASSES}")
 
 
