@@ -104,6 +104,7 @@ class PromptLearner(nn.Module):
         self.text_projection = nn.Linear(proj.shape[1], proj.shape[0], bias=False)
         with torch.no_grad():
             self.text_projection.weight.copy_(proj.float())
+        self.to(device)             # ctx and projection beside the frozen tower (CUDA or CPU)
 
     def forward(self) -> torch.Tensor:
         # -> T (C, D)
