@@ -2,7 +2,8 @@
 frame count.
 
 Two cheap runs: ``ffmpeg -i FILE`` prints the stream header (parsed here), and a stream copy
-of the first video stream to the null muxer counts its packets (= frames) without decoding.
+of the first video stream to the framecrc muxer lists its packets (= frames) without
+decoding.
 """
 from __future__ import annotations
 
@@ -48,7 +49,6 @@ _FPS_RE = re.compile(r"([\d.]+k?) fps")
 _TBR_RE = re.compile(r"([\d.]+k?) tbr")
 _DUR_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 _ROT_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
-_FRAMES_RE = re.compile(r"frame=\s*(\d+)")
 
 
 def _rate(text: str) -> float:
@@ -87,17 +87,27 @@ def probe(path: str, timeout: float = 120) -> VideoInfo:
     rotation = int(round(-float(rot_m.group(1)))) % 360 if rot_m else 0
     has_audio = any(": Audio:" in ln for ln in lines)
 
-    count = subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", "-stats", "-i",
-                            str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+    # one framecrc line per packet of the copied stream ("0, dts, pts, duration, size, crc
+    # [, F=flags]"):
+    # a packet count that every ffmpeg version prints (the -stats frame= field is missing
+    # for stream copies in some)
+    count = subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+                            "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
                            capture_output=True, text=True, errors="replace", timeout=timeout)
-    frames = _FRAMES_RE.findall(count.stderr)
-    if count.returncode != 0 or not frames:
+    n_packets = sum(1 for line in count.stdout.splitlines()
+                    if line.startswith("0,") and not _discarded(line))
+    if count.returncode != 0 or not n_packets:
         raise ProbeError(f"cannot read the video stream ({_first_error(count.stderr)})")
     errors = _first_error(count.stderr, default="")
     if errors:
         raise ProbeError(f"corrupt or truncated container ({errors})")
-    return VideoInfo(width, height, sar, rotation, fps, duration, int(frames[-1]), codec,
-                     has_audio)
+    return VideoInfo(width, height, sar, rotation, fps, duration, n_packets, codec, has_audio)
+
+
+def _discarded(framecrc_line: str) -> bool:
+    """A packet flagged discard (F=0x4, e.g. cut by an mp4 edit list) yields no frame."""
+    flags = framecrc_line.rsplit("F=0x", 1)
+    return len(flags) == 2 and bool(int(flags[1].split(",")[0].strip(), 16) & 0x4)
 
 
 def _first_error(stderr: str, default: str = "unknown error") -> str:
