@@ -72,3 +72,5 @@ def test_bad_seeds_and_sweep_are_user_errors():
         parse_sweep(["lrate=1,2"])
     with pytest.raises(UserError, match="use --seeds"):
         parse_sweep(["seed=1,2"])
+    with pytest.raises(UserError, match="--sweep lr=: no values for lr"):
+        parse_sweep(["lr="])                     # an empty grid would plan zero runs

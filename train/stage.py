@@ -63,6 +63,9 @@ def parse_sweep(items) -> dict:
                             f"valid keys: {', '.join(k for k in FIELDS if k != 'seed')}")
         grid[key] = [coerce(key, yaml.safe_load(v), f"--sweep {item}")
                      for v in values.split(",") if v.strip()]
+        if not grid[key]:
+            raise UserError(f"--sweep {item}: no values for {key}; give at least one, e.g. "
+                            f"--sweep {key}=V1,V2")
     return grid
 
 
