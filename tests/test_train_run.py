@@ -149,6 +149,11 @@ def test_config_precedence_and_presets(tmp_path):
     assert (cfg.preset, cfg.width, cfg.lr, cfg.depth) == ("xd-violence", 128, 1e-4, 2)
     (tmp_path / "c.json").write_text(json.dumps({"epochs": 7}))
     assert build_config("ucf-crime", tmp_path / "c.json").epochs == 7
+    (tmp_path / "c.bin").write_bytes(b"\x89HDF\r\n\x1a\n\xff\xfe")
+    for bad, message in ((tmp_path / "c.bin", "not a text file"), (tmp_path, "no such file")):
+        with pytest.raises(UserError, match=message) as err:
+            build_config(config_file=bad)
+        assert "\n" not in str(err.value)
 
 
 def _copy_store(src, dst, edit):

@@ -119,11 +119,14 @@ def parse_set(items: Iterable[str]) -> dict:
 
 def read_config_file(path: str | Path) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"--config {path}: no such file")
+    if not path.is_file():
+        raise UserError(f"--config {path}: no such file (pass a YAML or JSON file of settings)")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise UserError(f"--config {path}: not a text file; pass a YAML or JSON file of "
+                        "settings (key: value)") from None
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         first = str(err).splitlines()[0]
         raise UserError(f"--config {path}: cannot parse ({first})") from None
