@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from features.errors import UserError
@@ -248,3 +249,31 @@ def test_undefined_validation_metric_keeps_the_latest_epoch(tiny_clip, tmp_path)
     assert run.history["val_auc"].isna().all()       # only normal validation videos
     assert run.best_epoch == 3
     assert json.loads((tmp_path / "r" / "config.json").read_text())["best_epoch"] == 3
+
+
+def test_damaged_run_folder_is_a_one_line_error(tmp_path):
+    from train.checkpoint import save_checkpoint
+    from train.model import AnomalyCLIP
+
+    classes = ["Arson", "Normal"]
+    cfg = {"class_names": classes, "normal_index": 1, "feature_dim": 16, "num_segments": 4,
+           "seg_length": 2, "width": 8, "depth": 1, "heads": 2, "concat_selector": False}
+    model = AnomalyCLIP(classes, 1, 16, 4, 2, 8, 1, 2, False, centroid=torch.randn(16))
+    save_checkpoint(model, cfg, tmp_path / "ok")
+    loaded, _ = load_run(tmp_path / "ok")
+    torch.testing.assert_close(loaded.centroid, model.centroid)
+    cases = {"config": ("config.json", b"{not json", "not readable JSON"),
+             "weights": ("model.safetensors", b"xx", "not readable safetensors")}
+    for name, (file, body, message) in cases.items():
+        run = tmp_path / name
+        run.mkdir()
+        for f in ("config.json", "model.safetensors"):
+            (run / f).write_bytes((tmp_path / "ok" / f).read_bytes())
+        (run / file).write_bytes(body)
+        with pytest.raises(UserError, match=message) as err:
+            load_run(run)
+        assert "\n" not in str(err.value) and file in str(err.value)
+    wider = tmp_path / "wider"
+    save_checkpoint(model, {**cfg, "width": 16}, wider)      # config no longer fits the weights
+    with pytest.raises(UserError, match="weights do not fit"):
+        load_run(wider)

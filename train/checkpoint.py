@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from features.errors import UserError
@@ -62,13 +63,26 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     if (run_dir / WEIGHTS).exists() is False or (run_dir / CONFIG).exists() is False:
         raise UserError(f"{run_dir}: not a training run (needs {WEIGHTS} and {CONFIG}); pass a "
                         "folder under runs/ written by `pipeline train`")
-    cfg = json.loads((run_dir / CONFIG).read_text())
-    if cfg.get("format") != FORMAT:
+    try:
+        cfg = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{run_dir / CONFIG}: not readable JSON ({str(err).splitlines()[0]}); "
+                        "the run is damaged: train it again or pass another run") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise UserError(f"{run_dir / CONFIG}: not a run config of this tool")
     model = build_model(cfg)
-    state = {k: v for k, v in load_file(str(run_dir / WEIGHTS)).items()
-             if not k.startswith("prompt_learner.")}
-    model.load_state_dict(state)
+    try:
+        weights = load_file(str(run_dir / WEIGHTS))
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"{run_dir / WEIGHTS}: not readable safetensors ({err}); the run is "
+                        "damaged: train it again or pass another run") from None
+    state = {k: v for k, v in weights.items() if not k.startswith("prompt_learner.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise UserError(f"{run_dir / WEIGHTS}: weights do not fit {run_dir / CONFIG} "
+                        f"({str(err).splitlines()[0]}); the run is damaged: train it again") \
+            from None
     return model.to(device).eval(), cfg
 
 
