@@ -40,7 +40,10 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is visible here; use --device cpu or auto")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N") from None
 
 
 def default_dtype(device: torch.device) -> torch.dtype:

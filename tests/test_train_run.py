@@ -198,6 +198,7 @@ def _wrong_sha(h5):
     (_wrong_sha, {}, "sha256"),
     (None, {"settings": {"learning_rate": 1}}, "unknown setting"),
     (None, {"settings": {"batch_size": 3}}, "must be even"),
+    (None, {"settings": {"device": "banana"}}, "--device banana: not a device"),
 ])
 def test_errors_are_one_clear_line(synthetic_store, tmp_path, edit, options, message):
     store = _copy_store(synthetic_store, tmp_path / "s.h5", edit) if edit else synthetic_store
