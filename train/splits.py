@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from features.datasets.validation import carve_validation as carve_validation_labels
 from features.errors import UserError
 from features.store import NORMAL_CLASS
 
@@ -32,17 +32,11 @@ class Split:
 
 
 def carve_validation(train: pd.DataFrame, fraction: float, seed: int):
-    """Stratified by class: ``round(fraction * n)`` videos of each class (at least one when
-    the class has two or more), chosen by a seeded permutation of the sorted ids."""
-    rng = np.random.default_rng(seed)
-    val_ids = []
-    for _, group in sorted(train.groupby("class_name"), key=lambda g: g[0]):
-        ids = sorted(group["video_id"])
-        n = int(round(fraction * len(ids)))
-        if fraction > 0 and len(ids) >= 2:
-            n = min(max(n, 1), len(ids) - 1)
-        val_ids += [ids[i] for i in rng.permutation(len(ids))[:n]]
-    is_val = train["video_id"].isin(val_ids)
+    """(train, val) rows: the stratified, seeded carving of
+    :func:`features.datasets.validation.carve_validation`, the same draw ``pipeline label
+    --val-fraction`` makes, so a store labelled with a val split and a run carving its own
+    from the same training videos (same fraction and seed) validate on the same videos."""
+    is_val = carve_validation_labels(train, fraction, seed)["split"] == "val"
     return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
 
 
