@@ -170,6 +170,9 @@ def test_selection_picks_from_kept_segments_on_the_class_column():
     kept = keep[0].nonzero().flatten().tolist()
     assert set(sel.top_abn[0].tolist()) <= set(kept)
     assert sorted(sel.top_abn[0].tolist()) == sorted(kept)[-3:]
+    assert len(kept) > 3 and sorted(sel.bottom_abn[0].tolist()) == sorted(kept)[:3]   # one mask
+    kept_n = keep[1].nonzero().flatten().tolist()
+    assert sorted(sel.top_nor[0].tolist()) == sorted(kept_n)[-3:]
 
 
 def test_window_rows_follow_the_sampling_rule():
@@ -186,6 +189,12 @@ def test_window_rows_follow_the_sampling_rule():
             assert rows.max() < t
     short = window_rows(100, 32, 16, rng)                            # wraps, no jitter
     np.testing.assert_array_equal(short.ravel(), np.arange(512) % 100)
+    np.testing.assert_array_equal(window_rows(400, 32, 16, rng).ravel(), np.arange(512) % 400)
+    dist = (4003 - 15) // 32                                         # 124: jitter in [0, 109]
+    jitter = np.stack([window_rows(4003, 32, 16, rng)[:, 0] - np.arange(32) * dist
+                       for _ in range(200)])                          # (draws, N)
+    assert jitter.min() == 0 and jitter.max() == dist - 15           # the whole range is drawn
+    assert len(np.unique(jitter[0])) > 16                            # per segment, not shared
 
 
 @pytest.mark.parametrize("t", [100, 300, 2000])
@@ -246,3 +255,50 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero():
     assert f[50] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[50:], f[51:]))                  # cosine, decreasing
     assert f[-1] < 1e-3 and f[275] == pytest.approx(0.5, abs=0.01)      # half-way: 0.5
+
+
+def test_seven_loss_terms_follow_their_definitions_and_weights():
+    """Each term against its METHOD.md definition, computed by hand on a small batch
+    (keep_prob 1: every segment selectable), with distinct weights so a swapped weight shows."""
+    g = torch.Generator().manual_seed(0)
+    B, C1 = 4, 3                                            # 2 abnormal + 2 normal videos
+    S = torch.randn(B, N, L, C1, generator=g)
+    logits = torch.randn(B, N, L, generator=g)
+    out = {"S": S, "p_anomaly": torch.sigmoid(logits),
+           "log_probs": class_log_probs(S, logits, normal_index=2)}
+    y = torch.tensor([3, 0, 2, 2])                          # Road_Accidents, Arson, Normal x2
+
+    class Cfg:
+        topk, keep_prob = 3, 1.0
+        lambda_dir_abn, lambda_dir_nor, lambda_topk_abn = 1.0, 2.0, 3.0
+        lambda_bottomk_abn, lambda_topk_nor = 5.0, 7.0
+        lambda_smooth, lambda_sparse = 8e-4, 8e-3
+
+    total, terms = anomaly_clip_loss(out, y, 2, Cfg())
+    Sn, lp, s = S.numpy().astype(np.float64), out["log_probs"].numpy(), out["p_anomaly"].numpy()
+    col = {3: 2, 0: 0}                                      # store class -> S column
+    dir_abn, top_abn, bottom_abn, smooth, sparse = [], [], [], 0.0, []
+    for b in (0, 1):
+        seg = Sn[b, :, :, col[int(y[b])]].sum(1)            # (N,) segment scores on its class
+        top, bottom = np.argsort(-seg)[:3], np.argsort(seg)[:3]
+        dir_abn += list(Sn[b, top, :, col[int(y[b])]].ravel())
+        top_abn += list(lp[b, top, :, int(y[b])].ravel())
+        bottom_abn += list(lp[b, bottom, :, 2].ravel())
+        seq = s[b].ravel()
+        smooth += float(((seq[1:] - seq[:-1]) ** 2).sum())
+        sparse += list(seq)
+    top_nor = []
+    for b in (2, 3):
+        top = np.argsort(-Sn[b].sum((1, 2)))[:3]            # sum over all classes
+        top_nor += list(lp[b, top, :, 2].ravel())
+    expected = {"dir_abn": -np.mean(dir_abn),
+                "dir_nor": 2.0 * Sn[2:].max(-1).mean(),
+                "topk_abn": 3.0 * -np.mean(top_abn),
+                "bottomk_abn": 5.0 * -np.mean(bottom_abn),
+                "topk_nor": 7.0 * -np.mean(top_nor),
+                "smooth": 8e-4 * smooth,
+                "sparse": 8e-3 * np.mean(sparse)}
+    assert set(terms) == set(expected)
+    for k, v in expected.items():
+        assert terms[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
+    assert total.item() == pytest.approx(sum(expected.values()), rel=1e-5)
