@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from features.datasets import import_features, scan_features
+from features.errors import UserError
 from features.store import open_store
 from tests.dataset_files import file_hash, write
 
@@ -112,7 +113,7 @@ def test_import_extends_an_imported_store_and_keeps_it_on_failure(tmp_path):
     before = file_hash(result.out)
     np.save(tmp_path / "feats" / "zz_bad.npy", np.full((4, 8), np.nan, np.float32))
     write(tmp_path / "manifest.csv", MANIFEST + "late,test,normal,\nzz_bad,train,normal,\n")
-    with pytest.raises(Exception, match="zz_bad.npy: contains NaN"):
+    with pytest.raises(UserError, match="zz_bad.npy: contains NaN"):
         import_features(tmp_path / "feats", "csv", tmp_path / "manifest.csv",
                         model="i3d-features-unknown", out=result.out)
     assert file_hash(result.out) == before
