@@ -36,10 +36,7 @@ from extract.encode import FrameEncoder, default_batch_size            # noqa: E
 from extract.ffmpeg_bin import ffmpeg_exe                              # noqa: E402
 from extract.probe import probe                                        # noqa: E402
 from features.clip_loader import CLIP_MEAN, CLIP_STD, load_clip        # noqa: E402
-from features.tiny_clip import make_random_vit_b16, make_tiny_clip     # noqa: E402
-
-OUT = Path(__file__).resolve().parent / "out"
-
+from bench.common import OUT, model_path                                 # noqa: E402
 
 def make_clips(n: int, seconds: float, size: str, rate: int) -> list[Path]:
     folder = OUT / f"clips_{n}x{seconds:g}s_{size}_{rate}fps"
@@ -62,14 +59,6 @@ def make_clips(n: int, seconds: float, size: str, rate: int) -> list[Path]:
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(make, range(n)))
     return paths
-
-
-def model_path(name: str) -> str:
-    if name == "tiny":
-        return str(make_tiny_clip(OUT / "models" / "tiny-clip"))
-    if name == "vit-b-16":
-        return str(make_random_vit_b16(OUT / "models" / "vit-b-16-random"))
-    return name
 
 
 def bench_decode(clips: list[Path], workers: int) -> float:

@@ -28,22 +28,11 @@ sys.path.insert(0, str(ROOT))
 from features.clip_loader import resolve_device                      # noqa: E402
 from features.store import open_store                                # noqa: E402
 from features.synthetic import make_synthetic_store                  # noqa: E402
-from features.tiny_clip import make_random_vit_b16, make_tiny_clip   # noqa: E402
+from bench.common import OUT, model_path                                 # noqa: E402
 from train.config import build_config                                # noqa: E402
 from train.run import initial_model, make_loader, make_optimizer, train_step  # noqa: E402
 from train.splits import training_split                              # noqa: E402
 from train.windows import HDF5Rows, MemoryRows                       # noqa: E402
-
-OUT = Path(__file__).resolve().parent / "out"
-
-
-def model_path(name: str) -> str:
-    if name == "tiny":
-        return str(make_tiny_clip(OUT / "models" / "tiny-clip"))
-    if name == "vit-b-16":
-        return str(make_random_vit_b16(OUT / "models" / "vit-b-16-random"))
-    return name
-
 
 def bench_store(videos: int, mean_rows: int, model: str) -> Path:
     """The synthetic store of this scale, written once (train split only)."""
