@@ -154,52 +154,60 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
     probed = _probe_all(todo, workers, failures, show)
     file_attrs = dict(stored_attrs)
 
-    if probed:
-        clip = load_clip(model, device)
-        if stored_attrs and stored_attrs.get("model_sha256") not in (None, clip.fingerprint):
-            raise UserError(f"--out {out}: was made with other weights of {model} (sha256 "
-                            f"{str(stored_attrs['model_sha256'])[:12]}..., now "
-                            f"{clip.fingerprint[:12]}...); use another --out")
-        batch = batch_size or default_batch_size(clip.device)
-        encoder = FrameEncoder(clip, batch)
-        batch = fit_batch_size(encoder, batch)
-        file_attrs = {**_file_attrs(clip, stride, batch), **{
-            k: v for k, v in stored_attrs.items() if k in ("created_utc",)}}
-        log.info("extracting %d videos (%d already stored) with %d decoders, batch %d, %s",
-                 len(probed), result.skipped, workers, batch, clip.device)
-        t_encode = time.perf_counter()
-        if scheduler:
-            from .distributed import extract_on_dask
-            done, failed = extract_on_dask(probed, scheduler, model, device, batch, folder,
-                                           file_attrs, stride, show)
-        else:
-            done, failed = _extract_local(probed, encoder, clip.embed_dim, folder, file_attrs,
-                                          stride, batch, workers, show)
-        result.encode_seconds = time.perf_counter() - t_encode
-        result.done = [src.video_id for src, _ in done]
-        result.rows = sum(rows for _, rows in done)
-        failures += failed
-
-    # merge every committed shard (this run's and any left by an interrupted one)
-    shards = committed_shards(folder)
-    if shards:
-        if not file_attrs:                      # nothing new to encode: take a shard's attrs
-            with h5py.File(next(iter(shards.values()))[0], "r") as h5:
-                file_attrs = read_attrs(h5)
-        result.videos_in_store = merge_shards(out, {v: p for v, (p, _) in shards.items()},
-                                              file_attrs)
-        try:
-            folder.rmdir()
-        except OSError:
-            pass
-    else:
-        result.videos_in_store = len(stored)
+    try:
+        if probed:
+            clip = load_clip(model, device)
+            if stored_attrs.get("model_sha256") not in (None, clip.fingerprint):
+                raise UserError(f"--out {out}: was made with other weights of {model} "
+                                f"(sha256 {str(stored_attrs['model_sha256'])[:12]}..., now "
+                                f"{clip.fingerprint[:12]}...); use another --out")
+            batch = batch_size or default_batch_size(clip.device)
+            encoder = FrameEncoder(clip, batch)
+            batch = fit_batch_size(encoder, batch)
+            file_attrs = {**_file_attrs(clip, stride, batch), **{
+                k: v for k, v in stored_attrs.items() if k in ("created_utc",)}}
+            log.info("extracting %d videos (%d already stored) with %d decoders, batch %d, "
+                     "%s", len(probed), result.skipped, workers, batch, clip.device)
+            t_encode = time.perf_counter()
+            if scheduler:
+                from .distributed import extract_on_dask
+                done, failed = extract_on_dask(probed, scheduler, model, device, batch,
+                                               folder, file_attrs, stride, show)
+            else:
+                done, failed = _extract_local(probed, encoder, clip.embed_dim, folder,
+                                              file_attrs, stride, batch, workers, show)
+            result.encode_seconds = time.perf_counter() - t_encode
+            result.done = [src.video_id for src, _ in done]
+            result.rows = sum(rows for _, rows in done)
+            failures += failed
+    except KeyboardInterrupt:               # Ctrl-C: keep what finished, then stop
+        _merge_committed(out, folder, file_attrs)
+        raise
+    # every committed shard: this run's and any left by an interrupted one
+    result.videos_in_store = _merge_committed(out, folder, file_attrs) or len(stored)
     result.failed = failures
     result.failures_csv = write_failures(out.with_name(out.stem + ".failures.csv"), failures)
     if failures:
         log.warning("%d videos failed; see %s", len(failures), result.failures_csv)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _merge_committed(out: Path, folder: Path, file_attrs: dict) -> int:
+    """Merge the committed shards in ``folder`` into ``out``; the number of videos now in
+    ``out``, or 0 when there was nothing to merge."""
+    shards = committed_shards(folder)
+    if not shards:
+        return 0
+    if not file_attrs:                          # nothing new was encoded: a shard's attrs
+        with h5py.File(next(iter(shards.values()))[0], "r") as h5:
+            file_attrs = read_attrs(h5)
+    n = merge_shards(out, {v: p for v, (p, _) in shards.items()}, file_attrs)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+    return n
 
 
 def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,

@@ -210,3 +210,23 @@ def test_dask_local_cluster_equals_single_process(good_videos, clean_store, tiny
                                 scheduler=cluster.scheduler_address)
     assert len(result.done) == N_GOOD and not result.failed
     _assert_same_store(clean_store, out, bitwise=False)
+
+
+def test_ctrl_c_keeps_finished_videos_in_the_file_and_says_so(good_videos, tiny_clip,
+                                                               tmp_path):
+    out = tmp_path / "interrupted.h5"
+    proc = _cli("extract", "--videos", str(good_videos), "--out", str(out), "--model",
+                tiny_clip, "--workers", "1")
+    parts = parts_dir(out)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(parts.glob("*.h5")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted: finished work is kept" in stderr and "Traceback" not in stderr
+    with open_store(out) as store:                    # merged before stopping
+        kept = store.video_ids
+    assert 1 <= len(kept) < N_GOOD and not list(parts.glob("*.h5.tmp"))
+    again = extract_videos(good_videos, out=out, model=tiny_clip, progress=False)
+    assert again.skipped == len(kept) and len(again.done) == N_GOOD - len(kept)
