@@ -194,7 +194,8 @@ def main():
           f"{os.cpu_count()} cores")
     for key in ("decode", "encode", "limit", "pipeline", "naive"):
         print(f"  {key:<10} {report[key + '_fps']:>10,.1f} frames/s")
-    print(f"  pipeline wall time {res.seconds:.1f} s in all, {res.encode_seconds:.1f} s decode+encode")
+    print(f"  pipeline wall time {res.seconds:.1f} s in all, {res.encode_seconds:.1f} s "
+          "decode+encode")
     for key in ("pipeline_over_encoder", "pipeline_over_limit", "pipeline_over_naive"):
         print(f"  {key.replace('_', ' '):<24} {report[key]:.2f}")
     OUT.mkdir(exist_ok=True)

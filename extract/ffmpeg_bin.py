@@ -10,7 +10,7 @@ from features.errors import UserError
 
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """``$PIPELINE_FFMPEG``, else ``ffmpeg`` on PATH, else the binary in the imageio-ffmpeg wheel."""
+    """``$PIPELINE_FFMPEG``, else ``ffmpeg`` on PATH, else imageio-ffmpeg's binary."""
     exe = os.environ.get("PIPELINE_FFMPEG") or shutil.which("ffmpeg")
     if exe:
         return exe

@@ -39,7 +39,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is visible here; use --device cpu or auto")
+        raise UserError(f"--device {device}: no CUDA device is visible here; use --device "
+                        "cpu or auto")
     try:
         return torch.device(device)
     except RuntimeError:
