@@ -14,6 +14,15 @@ def tiny_clip(tmp_path_factory):
     return str(make_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip"))
 
 
+@pytest.fixture(scope="session")
+def synthetic_store(tiny_clip, tmp_path_factory):
+    """Labelled synthetic store: 24+24 train, 8+8 test videos, anomalies along text directions."""
+    from features.synthetic import make_synthetic_store
+
+    return make_synthetic_store(tmp_path_factory.mktemp("stores") / "synthetic.h5", tiny_clip,
+                                seed=0)
+
+
 @pytest.fixture(autouse=True)
 def _workdir(tmp_path, monkeypatch):
     """Every test gets its own default work directory (pipeline_out)."""

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from features.store import open_store
-from tests.train_helpers import synthetic_store  # noqa: F401,F811 (session fixture)
 from train.centroid import normal_centroid
 from train.directions import text_directions
 from train.inference import grid_rows, predict_video

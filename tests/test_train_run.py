@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from features.errors import UserError
 from features.store import open_store
 from pipeline import cli
-from tests.train_helpers import TINY, split_metrics, synthetic_store  # noqa: F401,F811
+from tests.train_helpers import TINY, split_metrics
 from train.checkpoint import find_best_run, load_run
 from train.config import build_config
 from train.run import initial_model, train_run

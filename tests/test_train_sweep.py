@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from features.errors import UserError
-from tests.train_helpers import TINY, synthetic_store  # noqa: F401,F811
+from tests.train_helpers import TINY
 from train.checkpoint import find_best_run, load_run
 from train.config import build_config
 from train.stage import parse_seeds, parse_sweep, train

@@ -1,20 +1,10 @@
-"""Shared pieces of the stage-two tests: tiny settings and a session synthetic store."""
+"""Shared pieces of the stage-two tests: tiny settings and split metrics (the session
+synthetic store fixture is in conftest.py)."""
 from __future__ import annotations
-
-import pytest
 
 # Small enough for 2 CPU cores: 8 segments x 4 frames, width 32.
 TINY = dict(num_segments=8, seg_length=4, width=32, depth=1, heads=4, batch_size=16,
             lr=1e-3, warmup_epochs=1, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def synthetic_store(tiny_clip, tmp_path_factory):
-    """Labelled synthetic store: 24+24 train, 8+8 test videos, anomalies along text directions."""
-    from features.synthetic import make_synthetic_store
-
-    return make_synthetic_store(tmp_path_factory.mktemp("stores") / "synthetic.h5", tiny_clip,
-                                seed=0)
 
 
 def split_metrics(model, store_path, split: str = "test") -> dict:
