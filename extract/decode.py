@@ -131,7 +131,7 @@ class FrameStream:
         self._check(rc)
 
     def _check(self, rc: int):
-        expected_rows = -(-self.info.n_packets // self.stride)
+        expected_rows = self.info.rows(self.stride)
         why = self._errors[0] if self._errors else ""
         if rc != 0:
             raise DecodeError(f"ffmpeg exited with status {rc} after {self.n_rows} rows ({why})")

@@ -71,7 +71,7 @@ def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str,
             except Exception as err:               # the task itself crashed (twice)
                 why = f"worker error: {type(err).__name__}: {err}"
             if why is None:
-                done.append((src, -(-info.n_packets // stride)))
+                done.append((src, info.rows(stride)))
             else:
                 failed.append(Failure(src.video_id, src.relpath, why))
             bar.update(1)

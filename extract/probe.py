@@ -39,6 +39,10 @@ class VideoInfo:
             w, h = h, w
         return max(1, round(w)), max(1, round(h))
 
+    def rows(self, stride: int) -> int:
+        """Rows a complete decode at ``stride`` yields: every stride-th of the frames."""
+        return -(-self.n_packets // stride)
+
     def as_attrs(self) -> dict:
         return asdict(self)
 

@@ -133,7 +133,6 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
     if stride < 1:
         raise UserError(f"--stride {stride}: must be 1 or more")
     workers = workers or os.cpu_count() or 1
-    show = progress if progress is not None else None
     scan = scan_videos(videos)
     out.parent.mkdir(parents=True, exist_ok=True)
     stored_attrs, stored = _existing_store(out)
@@ -151,7 +150,7 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
         else:
             todo.append(src)
     failures: list[Failure] = []
-    probed = _probe_all(todo, workers, failures, show)
+    probed = _probe_all(todo, workers, failures, progress)
     file_attrs = dict(stored_attrs)
 
     try:
@@ -172,10 +171,10 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
             if scheduler:
                 from .distributed import extract_on_dask
                 done, failed = extract_on_dask(probed, scheduler, model, device, batch,
-                                               folder, file_attrs, stride, show)
+                                               folder, file_attrs, stride, progress)
             else:
                 done, failed = _extract_local(probed, encoder, clip.embed_dim, folder,
-                                              file_attrs, stride, batch, workers, show)
+                                              file_attrs, stride, batch, workers, progress)
             result.encode_seconds = time.perf_counter() - t_encode
             result.done = [src.video_id for src, _ in done]
             result.rows = sum(rows for _, rows in done)
@@ -215,7 +214,7 @@ def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,
     """Threads, one ffmpeg process each, sharing one encoder (used one batch at a time)."""
     lock = threading.Lock()
     stop = threading.Event()
-    total = sum(-(-info.n_packets // stride) for _, info in probed)
+    total = sum(info.rows(stride) for _, info in probed)
     frames_bar = tqdm(total=total, desc="frames", unit="frame", unit_scale=True,
                       disable=_no_bar(show), smoothing=0.05)
     videos_bar = tqdm(total=len(probed), desc="videos", unit="video",
@@ -242,7 +241,7 @@ def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,
     try:
         for src, info, why in pool.map(one, probed):
             if why is None:
-                done.append((src, -(-info.n_packets // stride)))
+                done.append((src, info.rows(stride)))
             else:
                 failed.append(Failure(src.video_id, src.relpath, why))
     finally:
