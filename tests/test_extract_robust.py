@@ -62,15 +62,21 @@ def _cli(*args, env=None, **kw):
                             env={**os.environ, **(env or {})}, **kw)
 
 
+def _extract_until_first_commit(videos: Path, out: Path, model: str) -> subprocess.Popen:
+    """`pipeline extract` in a subprocess, returned once its first video is committed."""
+    proc = _cli("extract", "--videos", str(videos), "--out", str(out), "--model", model,
+                "--workers", "1")
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(parts_dir(out).glob("*.h5")):
+        time.sleep(0.01)
+    return proc
+
+
 def test_kill_9_mid_run_then_rerun_equals_clean_run(good_videos, clean_store, tiny_clip,
                                                     tmp_path):
     out = tmp_path / "killed.h5"
-    proc = _cli("extract", "--videos", str(good_videos), "--out", str(out), "--model",
-                tiny_clip, "--workers", "1")
+    proc = _extract_until_first_commit(good_videos, out, tiny_clip)
     parts = parts_dir(out)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(parts.glob("*.h5")):   # first video committed
-        time.sleep(0.01)
     assert proc.poll() is None, "run finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -215,12 +221,8 @@ def test_dask_local_cluster_equals_single_process(good_videos, clean_store, tiny
 def test_ctrl_c_keeps_finished_videos_in_the_file_and_says_so(good_videos, tiny_clip,
                                                                tmp_path):
     out = tmp_path / "interrupted.h5"
-    proc = _cli("extract", "--videos", str(good_videos), "--out", str(out), "--model",
-                tiny_clip, "--workers", "1")
+    proc = _extract_until_first_commit(good_videos, out, tiny_clip)
     parts = parts_dir(out)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(parts.glob("*.h5")):
-        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout + stderr
