@@ -181,9 +181,11 @@ def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, v
 @cli.command()
 @click.option("--features", type=click.Path(), default=None,
               help="Labelled feature file [default: pipeline_out/features.h5].")
-@click.option("--preset", type=click.Choice(["ucf-crime", "xd-violence", "shanghaitech"]),
-              default=None, help="Published hyper-parameters [default: the store's dataset "
-                                 "when it is one of these].")
+@click.option("--preset", type=click.Choice(["ucf-crime", "xd-violence", "shanghaitech",
+                                            "custom"]),
+              default=None, help="Published hyper-parameters, or custom: sized to the "
+                                 "dataset [default: the store's dataset when it is a paper "
+                                 "one, else custom].")
 @click.option("--config", "config_file", type=click.Path(), default=None,
               help="YAML or JSON file of settings (keys as in --set).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",

@@ -15,8 +15,8 @@ from features import paths
 from features.errors import UserError
 from features.store import open_store
 
-from .config import FIELDS, TrainConfig, coerce, build_config
-from .presets import PRESETS, check_classes, get_preset
+from .config import FIELDS, TrainConfig, build_config, coerce, epoch_steps, read_config_file
+from .presets import CUSTOM, PAPER_PRESETS, check_classes, custom_schedule, get_preset
 from .splits import training_split
 from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
 
@@ -69,9 +69,37 @@ def parse_sweep(items) -> dict:
     return grid
 
 
-def _infer_preset(store) -> str | None:
+def _infer_preset(store) -> str:
+    """The store's dataset when it is one of the paper's, else the custom preset."""
     dataset = store.attrs.get("dataset")
-    return dataset if dataset in PRESETS else None
+    return dataset if dataset in PAPER_PRESETS else CUSTOM
+
+
+def resolve_config(features, preset: str | None = None, config_file=None,
+                   settings: dict | None = None) -> TrainConfig:
+    """The configuration :func:`train` runs with: ``preset`` (default: the store's dataset
+    when it is a paper preset, else ``custom``), the config file and the settings; the
+    custom preset's epochs are sized to the store's training split (after carving
+    validation) unless the settings fix them; its warm-up and validation interval follow
+    the epochs."""
+    overrides = dict(settings or {})
+    if preset is None and "preset" not in overrides:
+        with open_store(features) as store:
+            preset = _infer_preset(store)
+        log.info("using preset %s (%s)", preset, "the store's dataset" if preset != CUSTOM
+                 else "the store's dataset is not a paper preset")
+    config = build_config(preset, config_file, overrides)
+    if config.preset != CUSTOM:
+        return config
+    with open_store(features) as store:
+        split = training_split(store, config.val_fraction, config.val_seed)
+    abnormal = int((split.train["class_name"] != split.normal_class).sum())
+    steps = epoch_steps(abnormal, len(split.train) - abnormal, config)
+    given = {**(read_config_file(config_file) if config_file else {}), **overrides}
+    sized = custom_schedule(steps, config.epochs if "epochs" in given else None)
+    log.info("custom preset: %d steps per epoch -> %d epochs, lr %g", steps, sized["epochs"],
+             config.lr)
+    return build_config(config.preset, config_file, overrides, sized=sized)
 
 
 def preflight(features: Path, config: TrainConfig) -> None:
@@ -98,12 +126,7 @@ def train(features=None, preset: str | None = None, config_file=None,
     for key, value in (("epochs", epochs), ("seed", seed), ("device", device)):
         if value is not None:
             overrides[key] = value
-    if preset is None and "preset" not in overrides:
-        with open_store(features) as store:
-            preset = _infer_preset(store)
-        if preset:
-            log.info("using preset %s (the store's dataset)", preset)
-    config = build_config(preset, config_file, overrides)
+    config = resolve_config(features, preset, config_file, overrides)
     preflight(features, config)
     grid = sweep or {}
     specs = plan_runs(config, features, out, seeds, grid)
