@@ -85,23 +85,32 @@ def test_selector_is_batchnormed_scalar_projection():
     assert sel.norm.num_batches_tracked.item() == 1      # running statistics updated
 
 
-def test_temporal_model_shapes_and_attention_axes():
+@pytest.mark.parametrize("kind", ["reversible", "residual"])
+def test_temporal_model_shapes_and_attention_axes(kind):
     torch.manual_seed(0)
-    tm = TemporalModel(in_dim=20, width=32, depth=1, heads=4, num_segments=N, seg_length=L)
+    tm = TemporalModel(in_dim=20, width=32, depth=1, heads=4, num_segments=N, seg_length=L,
+                       kind=kind)
     x = torch.randn(2, N, L, 20)
     assert tm(x).shape == (2, N, L)
-    layer, h = tm.layers[0], torch.randn(2, N, L, 32)
+    if kind == "reversible":                 # blocks (f, g): (segment, frame), (ff, ff)
+        attn, ffs = tm.layers.blocks[0], tm.layers.blocks[1]
+        segment_attn, frame_attn, ff_list = attn.f, attn.g, [ffs.f, ffs.g]
+    else:
+        layer = tm.layers[0]
+        segment_attn, frame_attn, ff_list = layer.segment_attn, layer.frame_attn, [layer.ff]
+    h = torch.randn(2, N, L, 32)
     h2 = h.clone()
     h2[0, 3, 1] += 5 * torch.randn(32)       # perturb segment 3, frame 1 of video 0
-    seg = (layer.segment_attn(h2) - layer.segment_attn(h)).abs().amax(-1) > 1e-6  # (2, N, L)
-    frm = (layer.frame_attn(h2) - layer.frame_attn(h)).abs().amax(-1) > 1e-6
+    seg = (segment_attn(h2) - segment_attn(h)).abs().amax(-1) > 1e-6  # (2, N, L)
+    frm = (frame_attn(h2) - frame_attn(h)).abs().amax(-1) > 1e-6
     expect_seg = torch.zeros(2, N, L, dtype=torch.bool)
     expect_seg[0, :, 1] = True               # same frame position, every segment
     expect_frm = torch.zeros(2, N, L, dtype=torch.bool)
     expect_frm[0, 3, :] = True               # same segment, every frame
     assert torch.equal(seg, expect_seg) and torch.equal(frm, expect_frm)
-    conv = (layer.ff(h2) - layer.ff(h)).abs().amax(-1) > 1e-6
-    assert conv[0, 2:5, 0:3].all() and not conv[0, 6:].any() and not conv[1].any()  # 3x3
+    for ff in ff_list:
+        conv = (ff(h2) - ff(h)).abs().amax(-1) > 1e-6
+        assert conv[0, 2:5, 0:3].all() and not conv[0, 6:].any() and not conv[1].any()  # 3x3
 
 
 def test_model_forward_shapes_and_probabilities(model):

@@ -51,10 +51,33 @@ def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -
 
 
 def build_model(cfg: dict) -> AnomalyCLIP:
-    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says."""
+    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says (runs
+    written before the temporal model was a setting used the residual one)."""
     return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["feature_dim"],
                        cfg["num_segments"], cfg["seg_length"], cfg["width"], cfg["depth"],
-                       cfg["heads"], cfg["concat_selector"])
+                       cfg["heads"], cfg["concat_selector"],
+                       temporal=cfg.get("temporal", "residual"))
+
+
+def upgrade_state(state: dict, cfg: dict) -> dict:
+    """Weights of a run written before the temporal model was a setting, renamed to today's
+    layout: one fused ``qkv`` projection became ``q`` and ``kv`` (the same rows), the conv
+    feed-forward's ``net.0.norm`` / ``net.1`` / ``net.3`` became ``norm`` / ``conv.0`` /
+    ``conv.2``. Runs that record ``temporal`` are returned unchanged."""
+    if "temporal" in cfg:
+        return state
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".qkv.weight"):
+            width = value.shape[1]
+            out[key.replace(".qkv.", ".q.")] = value[:width]
+            out[key.replace(".qkv.", ".kv.")] = value[width:]
+            continue
+        for old, new in ((".ff.net.0.norm.", ".ff.norm."), (".ff.net.1.", ".ff.conv.0."),
+                         (".ff.net.3.", ".ff.conv.2.")):
+            key = key.replace(old, new)
+        out[key] = value
+    return out
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
@@ -76,7 +99,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     except (SafetensorError, OSError) as err:
         raise UserError(f"{run_dir / WEIGHTS}: not readable safetensors ({err}); the run is "
                         "damaged: train it again or pass another run") from None
-    state = {k: v for k, v in weights.items() if not k.startswith("prompt_learner.")}
+    state = upgrade_state({k: v for k, v in weights.items()
+                           if not k.startswith("prompt_learner.")}, cfg)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
