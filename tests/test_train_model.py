@@ -195,9 +195,13 @@ def test_window_rows_follow_the_sampling_rule():
             assert ((0 <= jitter) & (jitter <= dist - 15)).all() if t >= 512 else True
             assert (np.diff(rows, axis=1) == 1).all() if t >= 512 else True
             assert rows.max() < t
-    short = window_rows(100, 32, 16, rng)                            # wraps, no jitter
-    np.testing.assert_array_equal(short.ravel(), np.arange(512) % 100)
-    np.testing.assert_array_equal(window_rows(400, 32, 16, rng).ravel(), np.arange(512) % 400)
+    # shorter than N x L: sampled as if 512 rows long, dist (512 - 15) // 32 = 15, so
+    # segment i is rows 15 i ... 15 i + 15 (one row shared with the next), modulo T
+    expected = (np.arange(32)[:, None] * 15 + np.arange(16))
+    for t in (100, 400, 511):
+        for _ in range(5):
+            np.testing.assert_array_equal(window_rows(t, 32, 16, rng), expected % t)
+    np.testing.assert_array_equal(window_rows(512, 32, 16, rng), expected)   # the same rule
     dist = (4003 - 15) // 32                                         # 124: jitter in [0, 109]
     jitter = np.stack([window_rows(4003, 32, 16, rng)[:, 0] - np.arange(32) * dist
                        for _ in range(200)])                          # (draws, N)
