@@ -201,9 +201,13 @@ def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, v
 @click.option("--out", type=click.Path(), default=None,
               help="Runs folder [default: pipeline_out/runs].")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N [default: auto].")
+@click.option("--protocol", type=click.Choice(["validated", "reference"]), default=None,
+              help="validated: select the best epoch on validation videos (ours); reference: "
+                   "the reference's protocol (all training videos, per-epoch schedule, last "
+                   "epoch kept) [default: validated].")
 @user_errors
 def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, scheduler,
-          workers, out, device):
+          workers, out, device, protocol):
     """Train AnomalyCLIP on a feature file; select checkpoints on the validation split."""
     from train.config import parse_set
     from train.stage import parse_seeds, parse_sweep, train as train_stage
@@ -211,7 +215,8 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
     summary = train_stage(features, preset=preset, config_file=config_file,
                           settings=parse_set(settings), epochs=epochs, seed=seed,
                           seeds=parse_seeds(seeds), sweep=parse_sweep(sweep),
-                          scheduler=scheduler, out=out, device=device, workers=workers)
+                          scheduler=scheduler, out=out, device=device, workers=workers,
+                          protocol=protocol)
     click.echo(summary.format())
     sys.exit(1 if (summary.table["status"] != "ok").any() else 0)
 

@@ -45,8 +45,8 @@ def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -
              if not k.startswith(_NOT_SAVED)}
     _atomic_write(run_dir / WEIGHTS, lambda p: save_file(state, str(p), metadata={
         "format": FORMAT, "class_names": json.dumps(model.class_names)}))
-    body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config},
-                      indent=2, default=str)
+    body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config,
+                       "temporal": model.temporal.kind}, indent=2, default=str)
     _atomic_write(run_dir / CONFIG, lambda p: p.write_text(body + "\n"))
 
 

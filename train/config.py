@@ -20,11 +20,15 @@ from .presets import get_preset
 SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
 CACHE_MODES = ("auto", "memory", "hdf5")
 TEMPORAL_MODELS = ("reversible", "residual")    # train.temporal builds them
+PROTOCOLS = ("validated", "reference")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str | None = None
+    # validated: carve validation, select the best epoch, per-step schedule (ours);
+    # reference: the reference's protocol (train.protocol)
+    protocol: str = "validated"
     # -- model (docs/method.md, Model) --------------------------------------------------
     temporal: str = "reversible"      # the reference's model; residual: the earlier one
     num_segments: int = 32            # N: segments per window
@@ -176,7 +180,7 @@ def validate(config: TrainConfig) -> None:
     if config.select_metric not in SELECT_METRICS:
         raise UserError(f"setting select_metric={config.select_metric}: choose one of "
                         f"{', '.join(SELECT_METRICS)}")
-    for key, choices in (("temporal", TEMPORAL_MODELS),):
+    for key, choices in (("temporal", TEMPORAL_MODELS), ("protocol", PROTOCOLS)):
         if getattr(config, key) not in choices:
             raise UserError(f"setting {key}={getattr(config, key)}: choose one of "
                             f"{', '.join(choices)}")
