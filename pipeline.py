@@ -51,7 +51,8 @@ def cli(verbose: bool):
 
 
 # ---------------------------------------------------------------- shared options
-_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv")   # features.datasets.DATASETS
+_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv",   # features.datasets.DATASETS
+             "bundle")
 
 
 def _label_options(fn=None, *, required: bool = True):
@@ -70,6 +71,9 @@ def _label_options(fn=None, *, required: bool = True):
                      help="Seed of the validation draw."),
         click.option("--allow-missing", is_flag=True,
                      help="Label the listed videos that have features, skip the others."),
+        click.option("--labels", type=click.Path(), default=None,
+                     help="id,name CSV naming the label ids of a reference bundle (built in "
+                          "for ucf-crime, xd-violence, shanghaitech; needed for bundle)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -99,7 +103,7 @@ def _label_options(fn=None, *, required: bool = True):
 @_label_options(required=False)
 @user_errors
 def extract(videos_dir, out, model, stride, batch_size, device, workers, scheduler, dataset,
-            annotations, val_fraction, seed, allow_missing):
+            annotations, val_fraction, seed, allow_missing, labels):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
     With --dataset and --annotations the stored videos are labelled at the end (as
@@ -111,7 +115,7 @@ def extract(videos_dir, out, model, stride, batch_size, device, workers, schedul
         raise UserError("--dataset and --annotations go together; give both or neither")
     if dataset:
         from features.datasets import read_annotations
-        read_annotations(dataset, annotations)
+        read_annotations(dataset, annotations, labels)
     result = extract_videos(videos_dir, out=out, model=model, stride=stride,
                             batch_size=batch_size, device=device, workers=workers,
                             scheduler=scheduler)
@@ -119,7 +123,7 @@ def extract(videos_dir, out, model, stride, batch_size, device, workers, schedul
     if dataset:
         from features.datasets import label_store
         click.echo(str(label_store(result.out, dataset, annotations, val_fraction=val_fraction,
-                                   seed=seed, allow_missing=allow_missing)))
+                                   seed=seed, allow_missing=allow_missing, labels=labels)))
     sys.exit(1 if result.failed else 0)
 
 
@@ -139,12 +143,13 @@ def info(features_file):
 @click.argument("features_file", type=click.Path(), required=False)
 @_label_options
 @user_errors
-def label(features_file, dataset, annotations, val_fraction, seed, allow_missing):
+def label(features_file, dataset, annotations, val_fraction, seed, allow_missing, labels):
     """Attach split, class and anomalous intervals from a dataset's annotations to a feature file."""
     from features.datasets import label_store
 
     summary = label_store(features_file or paths.default_features(), dataset, annotations,
-                          val_fraction=val_fraction, seed=seed, allow_missing=allow_missing)
+                          val_fraction=val_fraction, seed=seed, allow_missing=allow_missing,
+                          labels=labels)
     click.echo(str(summary))
 
 
@@ -166,13 +171,13 @@ def label(features_file, dataset, annotations, val_fraction, seed, allow_missing
 @_label_options
 @user_errors
 def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction, seed,
-            allow_missing):
+            allow_missing, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
     from features.datasets import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
                              stride=stride, fps=fps, val_fraction=val_fraction, seed=seed,
-                             allow_missing=allow_missing)
+                             allow_missing=allow_missing, labels=labels)
     click.echo(result.summary())
 
 

@@ -207,9 +207,10 @@ class ImportResult:
 def import_features(features_dir: str | Path, dataset: str, annotations: str | Path, model: str,
                     out: str | Path | None = None, crop: str | int = "mean", stride: int = 1,
                     fps: float = DEFAULT_FPS, val_fraction: float = 0.2, seed: int = 0,
-                    allow_missing: bool = False) -> ImportResult:
+                    allow_missing: bool = False, labels: str | Path | None = None) -> ImportResult:
     """Write the .npy features under ``features_dir`` into the store ``out`` (default
-    pipeline_out/features.h5), labelled from ``annotations``, marked source=imported."""
+    pipeline_out/features.h5), labelled from ``annotations`` (``labels``: id,name CSV of a
+    reference bundle's label ids), marked source=imported."""
     out = Path(out) if out is not None else default_features()
     crop = parse_crop(crop)
     check_fraction(val_fraction)
@@ -232,7 +233,7 @@ def import_features(features_dir: str | Path, dataset: str, annotations: str | P
         "video_id": [f.video_id for f in new],
         "n_frames": [f.n_rows * stride for f in new]})], ignore_index=True)
 
-    ann = read_annotations(dataset, annotations)
+    ann = read_annotations(dataset, annotations, labels)
     out.parent.mkdir(parents=True, exist_ok=True)
     plan = plan_labels(ann, videos, out, val_fraction, seed, allow_missing)
     sha, revision = _model_fingerprint(model, dim)
