@@ -16,10 +16,11 @@ from tests.dataset_files import write
 from train.presets import PRESETS, check_classes
 
 # (list, path without .npy, label ids, rows); intervals by video in TEMPORAL
+TRAIN_NORMAL = "Training_Normal_Videos_Anomaly"
 UCF = [("Anomaly_Train_Abnormal.txt", "Abuse/Abuse001_x264", "0", 40),
        ("Anomaly_Train_Abnormal.txt", "Arson/Arson002_x264", "2", 30),
-       ("Anomaly_Train_Normal.txt", "Training_Normal_Videos_Anomaly/Normal_Videos001_x264", "7", 50),
-       ("Anomaly_Train_Normal.txt", "Training_Normal_Videos_Anomaly/Normal_Videos002_x264", "7", 35),
+       ("Anomaly_Train_Normal.txt", f"{TRAIN_NORMAL}/Normal_Videos001_x264", "7", 50),
+       ("Anomaly_Train_Normal.txt", f"{TRAIN_NORMAL}/Normal_Videos002_x264", "7", 35),
        ("Anomaly_Test.txt", "Arson/Arson011_x264", "2", 60),
        ("Anomaly_Test.txt", "RoadAccidents/RoadAccidents004_x264", "8", 25),
        ("Anomaly_Test.txt", "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264", "7", 45)]
@@ -179,6 +180,7 @@ def test_labels_file_is_only_for_bundles(tmp_path):
     with pytest.raises(UserError, match="--labels .*: label ids are read only from the reference"):
         read_annotations("csv", manifest, labels=tmp_path / "labels.csv")
     bad = write(tmp_path / "labels.csv", "id,name\n0,Theft\n1,Arson\n")
-    root = make_bundle(tmp_path / "b", "ucf-crime", [("Anomaly_Test.txt", "x", "0", 5)], "x a 1 2\n")
+    root = make_bundle(tmp_path / "b", "ucf-crime", [("Anomaly_Test.txt", "x", "0", 5)],
+                       "x a 1 2\n")
     with pytest.raises(UserError, match="no class named normal"):
         read_annotations("bundle", root, labels=bad)

@@ -270,7 +270,7 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero():
 
 
 def test_seven_loss_terms_follow_their_definitions_and_weights():
-    """Each term against its METHOD.md definition, computed by hand on a small batch
+    """Each term against its docs/method.md definition, computed by hand on a small batch
     (keep_prob 1: every segment selectable), with distinct weights so a swapped weight shows."""
     g = torch.Generator().manual_seed(0)
     B, C1 = 4, 3                                            # 2 abnormal + 2 normal videos

@@ -98,7 +98,8 @@ class ConvFeedForward(nn.Module):
 
 def reversible_layer(width: int, heads: int) -> list[ReversibleBlock]:
     """One layer of the reference: (segment attention, frame attention), (ff, ff)."""
-    return [ReversibleBlock(AxisAttention(width, heads, axis=1), AxisAttention(width, heads, axis=2)),
+    segment, frame = AxisAttention(width, heads, axis=1), AxisAttention(width, heads, axis=2)
+    return [ReversibleBlock(segment, frame),
             ReversibleBlock(ConvFeedForward(width), ConvFeedForward(width))]
 
 
