@@ -12,7 +12,7 @@ from torch import nn
 
 from train.checkpoint import CONFIG, FORMAT, WEIGHTS, load_run
 from train.model import AnomalyCLIP
-from train.reversible import ReversibleBlock, ReversibleStack
+from train.reversible import ReversibleBlock, ReversibleStack, saved_tensor_bytes
 from train.temporal import ChannelNorm, TemporalModel
 
 
@@ -128,19 +128,8 @@ def test_recomputing_backward_equals_plain_autograd():
 
 
 def _saved_bytes(model, x, recompute: bool) -> int:
-    """Bytes of the tensors autograd keeps for the backward pass (parameters excluded)."""
-    params = {p.data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        if t.data_ptr() not in params:
-            seen[t.data_ptr()] = t.numel() * t.element_size()
-        return t
-
     model.layers.recompute = recompute
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x)
-    return sum(seen.values())
+    return saved_tensor_bytes(model, x)
 
 
 def test_recomputing_backward_keeps_less_for_the_backward_pass():

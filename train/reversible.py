@@ -115,3 +115,19 @@ class ReversibleStack(nn.Module):
             for block in self.blocks:
                 y1, y2 = block(y1, y2)
         return (y1 + y2) / 2
+
+
+def saved_tensor_bytes(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Bytes autograd keeps for the backward pass of ``module(*inputs)``: the activation
+    memory (each tensor counted once; the module's parameters excluded)."""
+    params = {p.data_ptr() for p in module.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.data_ptr() not in params:
+            seen[t.data_ptr()] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(*inputs)
+    return sum(seen.values())

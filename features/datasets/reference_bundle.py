@@ -30,14 +30,13 @@ readily as the datasets' official files.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from ..errors import UserError
 from ..store import NORMAL_CLASS
 from . import shanghaitech, ucf_crime, xd_violence
 from .base import (Annotations, check_class_spelling, find_file, first_names, interval_pairs,
-                   is_normal_name, parse_int, read_lines, video_key)
+                   is_normal_name, parse_int, read_csv_rows, read_lines, video_key)
 
 NAME = "bundle"
 LISTS = (("Anomaly_Train_Abnormal.txt", "train", "abnormal"),
@@ -67,15 +66,7 @@ def read_label_table(path: Path) -> dict[int, str]:
     """{id: class name} from an ``id,name`` CSV (header optional), normal -> ``Normal``."""
     table: dict[int, str] = {}
     seen: dict[str, str] = {}
-    try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"--labels {path}: cannot read ({err}); pass an id,name CSV") from None
-    for number, row in enumerate(rows, start=1):
-        where = f"{path}:{number}"
-        row = [c.strip() for c in row]
-        if not any(row):
-            continue
+    for number, where, row in read_csv_rows(path, "the --labels table (an id,name CSV)"):
         if number == 1 and [c.lower() for c in row] == ["id", "name"]:
             continue
         if len(row) != 2 or not row[1]:

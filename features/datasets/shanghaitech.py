@@ -22,7 +22,6 @@ prompts read ``_`` as a space, so the text is the same), so every route gives on
 """
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import numpy as np
 from ..errors import UserError
 from ..store import NORMAL_CLASS
 from .base import (Annotations, check_class_spelling, find_list, first_names, is_normal_name,
-                   read_lines, video_key)
+                   read_csv_rows, read_lines, video_key)
 
 NAME = "shanghaitech"
 GENERIC_CLASS = "Anomaly"
@@ -72,15 +71,7 @@ def _load_mask(path: Path) -> np.ndarray:
 def _read_class_map(path: Path) -> dict[str, tuple[str, str]]:
     """{video_id: (class name, "file:line")} from a two-column CSV."""
     found: dict[str, tuple[str, str]] = {}
-    try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read the class map ({err})") from None
-    for number, row in enumerate(rows, start=1):
-        where = f"{path}:{number}"
-        row = [c.strip() for c in row]
-        if not any(row):
-            continue
+    for number, where, row in read_csv_rows(path, "the class map"):
         if len(row) != 2 or not row[0] or not row[1]:
             raise UserError(f"{where}: cannot parse {','.join(row)!r}: expected 'video,class_name'")
         if number == 1 and row[1].lower() in ("class", "class_name", "label"):
