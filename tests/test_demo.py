@@ -16,6 +16,7 @@ from extract import extract_videos
 from extract.samples import SampleSpec, write_sample_video
 from features.errors import UserError
 from pipeline import cli
+from tests.dataset_files import edit_labels
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +115,8 @@ def test_mismatched_store_and_bad_video_are_one_line_errors(demo, tmp_path):
     other_model = _copy_with_attrs(features, tmp_path / "m.h5", model_sha256="0" * 64)
     with pytest.raises(UserError, match="re-extract with --model"):
         score_split(other_model, run=runs, out=tmp_path / "x")
-    other_classes = _copy_with_attrs(features, tmp_path / "c.h5",
-                                     class_names=json.dumps(["Arson", "Normal"]))
+    other_classes = edit_labels(_copy_with_attrs(features, tmp_path / "c.h5"), lambda labels:
+                                labels.file_attrs.update(class_names=["Arson", "Normal"]))
     with pytest.raises(UserError, match="classes"):
         score_split(other_classes, run=runs, out=tmp_path / "x")
     bad = tmp_path / "broken.mp4"
@@ -132,8 +133,7 @@ def test_abnormal_video_without_intervals_is_scored_but_left_out_of_metrics(demo
     workdir, _ = demo
     store = tmp_path / "f.h5"
     shutil.copy(workdir / "features.h5", store)
-    with h5py.File(store, "r+") as h5:
-        del h5["videos/test_Arson_00/intervals"]
+    edit_labels(store, lambda labels: labels.videos["test_Arson_00"].intervals.clear())
     result = score_split(store, run=workdir / "runs", out=tmp_path / "s",
                          plots_per_video=False, progress=False)
     frames = result.frames
