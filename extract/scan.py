@@ -52,7 +52,7 @@ class Scan:
 def printable(text: str) -> str:
     """``text`` safe for a one-line message and a UTF-8 CSV (bad bytes and control
     characters escaped)."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = os.fsencode(text).decode("utf-8", "backslashreplace")    # bytes as \xff
     return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
 
 

@@ -123,6 +123,7 @@ class _KeepErrors(io.RawIOBase):
 
     def __init__(self, path: Path, create: bool):
         flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_TRUNC if create else 0)
+        self.path = path
         self._fd = os.open(path, flags, 0o644)
         self._pos = 0
         self.error: OSError | None = None
