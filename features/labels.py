@@ -232,10 +232,10 @@ def replace_labels(path: Path, labels: LabelSet, in_place: bool = True) -> None:
     else:
         log.info("%s: made by an older version (labels inside the video groups); rewriting it "
                  "once with label slots (a copy of %.1f GiB)", path, path.stat().st_size / 2**30)
-    _rewrite_with_labels(path, labels)
+    rewrite_with_labels(path, labels)
 
 
-def _rewrite_with_labels(path: Path, labels: LabelSet) -> None:
+def rewrite_with_labels(path: Path, labels: LabelSet) -> None:
     tmp = temp_path(path)
     try:
         shutil.copyfile(path, tmp)
