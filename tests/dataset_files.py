@@ -6,6 +6,7 @@ rows apart, so a video of thousands of native frames costs a few rows.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import h5py
@@ -38,6 +39,19 @@ def edit_labels(path: Path, change) -> Path:
     change(labels)
     replace_labels(Path(path), labels)
     return path
+
+
+def store_with(videos: Path, names: list[str], out: Path, model: str) -> Path:
+    """``out`` holding the videos ``names`` of the folder ``videos`` (extracted from a folder
+    of links to them), as a store that already has videos before a test's run."""
+    from extract import extract_videos
+
+    first = out.with_name(out.stem + "_first")
+    first.mkdir()
+    for name in names:
+        os.link(videos / name, first / name)
+    extract_videos(first, out=out, model=model, progress=False)
+    return out
 
 
 def assert_same_store(a_path: Path, b_path: Path, bitwise: bool = True):

@@ -19,7 +19,7 @@ from features import UserError
 from features.datasets import import_features, label_store
 from features.safe_write import temp_path
 from features.store import open_store
-from tests.dataset_files import assert_same_store, make_store, write
+from tests.dataset_files import assert_same_store, make_store, store_with, write
 from tests.media import make_video
 from tests.processes import cli
 
@@ -84,11 +84,7 @@ def test_disk_full_while_writing_shards(clips, clean, tiny_clip, tmp_path, monke
 
 def test_disk_full_during_the_merge_keeps_the_old_file_and_the_shards(clips, clean, tiny_clip,
                                                                       tmp_path, monkeypatch):
-    out = tmp_path / "f.h5"
-    first = tmp_path / "first"
-    first.mkdir()
-    os.link(clips / "clip0.mp4", first / "clip0.mp4")
-    extract_videos(first, out=out, model=tiny_clip, progress=False)
+    out = store_with(clips, ["clip0.mp4"], tmp_path / "f.h5", tiny_clip)
     before = out.read_bytes()
     with _disk_fills(monkeypatch, 200_000, lambda p: p == temp_path(out)):
         with pytest.raises(UserError) as err:

@@ -15,6 +15,7 @@ from extract.commit import parts_dir
 from extract.ffmpeg_bin import ffmpeg_exe
 from features import UserError, open_store
 from tests.dataset_files import assert_same_store as _assert_same_store
+from tests.dataset_files import store_with
 from tests.media import make_video
 from tests.processes import cli as _cli
 
@@ -70,12 +71,7 @@ def test_crash_during_merge_keeps_old_file_and_recovers(good_videos, clean_store
                                                         tmp_path, monkeypatch):
     import extract.commit as commit
 
-    out = tmp_path / "merge.h5"
-    first = tmp_path / "first"
-    first.mkdir()
-    for name in ("clip0.mp4", "clip1.mp4"):
-        os.link(good_videos / name, first / name)
-    extract_videos(first, out=out, model=tiny_clip, progress=False)
+    out = store_with(good_videos, ["clip0.mp4", "clip1.mp4"], tmp_path / "merge.h5", tiny_clip)
 
     real_replace = commit.atomic_replace
 

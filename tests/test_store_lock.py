@@ -18,7 +18,7 @@ from extract import extract_videos
 from features import UserError
 from features.datasets import label_store
 from features.lock import lock_path, store_lock
-from tests.dataset_files import assert_same_store, make_store, write
+from tests.dataset_files import assert_same_store, make_store, store_with, write
 from tests.media import make_video
 from tests.processes import cli, hold_lock, holds_lock
 
@@ -44,12 +44,7 @@ def clean(clips, tiny_clip, tmp_path_factory):
 @pytest.mark.parametrize("wait", [False, True], ids=["refused", "--wait"])
 def test_two_extracts_at_once_on_a_store_with_videos_equal_a_clean_run(clips, clean, tiny_clip,
                                                                         tmp_path, wait):
-    out = tmp_path / "f.h5"
-    first = tmp_path / "first"
-    first.mkdir()
-    for name in ("clip0.mp4", "clip1.mp4"):
-        os.link(clips / name, first / name)
-    extract_videos(first, out=out, model=tiny_clip, progress=False)   # videos already stored
+    out = store_with(clips, ["clip0.mp4", "clip1.mp4"], tmp_path / "f.h5", tiny_clip)
     args = ["extract", "--videos", clips, "--out", out, "--model", tiny_clip, "--workers", "1"]
     a = cli(*args)
     assert holds_lock(out, a)
