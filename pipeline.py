@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 
 import click
@@ -293,7 +294,10 @@ def demo(workdir, model, device, seed):
 
 
 def main():
-    cli()
+    try:
+        cli()
+    finally:              # the command is over: a late Ctrl-C has nothing left to stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

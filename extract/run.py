@@ -234,9 +234,9 @@ def _extract_locked(scan: Scan, out: Path, model: str | None, stride: int,
     result.failed = failures
     try:
         result.failures_csv = write_failures(_failures_path(out), failures)
-    except OSError as err:
-        log.warning("warning: %s", storage_error(err, _failures_path(out),
-                                                 "write the failures table", "see above"))
+    except OSError as err:                  # the features are safe; only the table is missing
+        log.warning("warning: %s: cannot write the failures table (%s)", _failures_path(out),
+                    one_line(err))
     if failures:
         log.warning("%d videos failed; see %s", len(failures), result.failures_csv)
     return result

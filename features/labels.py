@@ -207,16 +207,17 @@ def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[s
                 np.asarray(ivs if ivs is not None else [], np.int64).reshape(-1, 2).tolist(),
                 int(a["n_frames"]) if a.get("n_frames") is not None else None,
                 a.get("source_path"), a.get("source_root"))
-        in_place = has_slots(h5)
     file_attrs = {"class_names": sorted(set(class_names)), "normal_class": NORMAL_CLASS,
                   "dataset": dataset, **(attrs or {})}
-    replace_labels(path, LabelSet(file_attrs, entries), in_place)
+    replace_labels(path, LabelSet(file_attrs, entries))
 
 
-def replace_labels(path: Path, labels: LabelSet, in_place: bool = True) -> None:
-    """Write ``labels`` into the slots of ``path``; a file without slots (format 1) or whose
-    slots are too small is rewritten once through a full copy."""
+def replace_labels(path: Path, labels: LabelSet) -> None:
+    """Write ``labels`` into the slots of ``path`` (the caller holds its lock); a file
+    without slots (format 1) or whose slots are too small is rewritten once by a full copy."""
     payload = labels.to_bytes()
+    with h5py.File(path, "r") as h5:
+        in_place = has_slots(h5)
     if in_place:
         try:
             slots.write(path, GROUP, payload)
@@ -230,12 +231,13 @@ def replace_labels(path: Path, labels: LabelSet, in_place: bool = True) -> None:
                                     ) from None
             raise
     else:
-        log.info("%s: made by an older version (labels inside the video groups); rewriting it "
-                 "once with label slots (a copy of %.1f GiB)", path, path.stat().st_size / 2**30)
+        log.info("%s: has no label slots (written by an older version); rewriting it once "
+                 "with them (a copy of %.1f GiB)", path, path.stat().st_size / 2**30)
     rewrite_with_labels(path, labels)
 
 
 def rewrite_with_labels(path: Path, labels: LabelSet) -> None:
+    """The full-copy way: a new file with ``labels`` in fresh slots, renamed over ``path``."""
     tmp = temp_path(path)
     try:
         shutil.copyfile(path, tmp)

@@ -41,7 +41,7 @@ log = logging.getLogger("pipeline")
 
 _NO_KERNEL_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 _POLL_S = 1.0
-_held: dict[str, list] = {}          # lock path -> [fd, depth]: re-entrant within a process
+_held: dict[tuple, int] = {}         # (lock path, thread) -> depth: re-entrant in a thread
 _guard = threading.Lock()
 
 
@@ -90,14 +90,14 @@ def store_lock(store: str | Path, command: str, wait: bool = False) -> Iterator[
     """Hold the writer lock of the feature file ``store`` for the ``with`` block.
 
     A second writer gets a one-line UserError naming the holder, or with ``wait`` blocks
-    until the holder is done. Nested use in one process (extract, then label) is allowed.
+    until the holder is done. Nested use in one thread (extract, then label) is allowed.
     The store's folder is created when missing.
     """
     path = lock_path(Path(store)).absolute()
-    key = os.path.realpath(path)
+    key = (os.path.realpath(path), threading.get_ident())
     with _guard:
         if key in _held:
-            _held[key][1] += 1
+            _held[key] += 1
             nested = True
         else:
             nested = False
@@ -106,7 +106,7 @@ def store_lock(store: str | Path, command: str, wait: bool = False) -> Iterator[
             yield
         finally:
             with _guard:
-                _held[key][1] -= 1
+                _held[key] -= 1
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def store_lock(store: str | Path, command: str, wait: bool = False) -> Iterator[
                             "use a feature file on a writable disk") from None
     fd = _acquire(path, Path(store), command, wait)
     with _guard:
-        _held[key] = [fd, 1]
+        _held[key] = 1
     try:
         yield
     finally:

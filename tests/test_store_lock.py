@@ -41,29 +41,27 @@ def clean(clips, tiny_clip, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("wait", [False, True], ids=["refused", "--wait"])
 def test_two_extracts_at_once_on_a_store_with_videos_equal_a_clean_run(clips, clean, tiny_clip,
-                                                                        tmp_path, wait):
+                                                                        tmp_path):
     out = store_with(clips, ["clip0.mp4", "clip1.mp4"], tmp_path / "f.h5", tiny_clip)
     args = ["extract", "--videos", clips, "--out", out, "--model", tiny_clip, "--workers", "1"]
-    a = cli(*args)
-    assert holds_lock(out, a)
-    a.send_signal(signal.SIGSTOP)               # the first run, paused while it writes
+    first = cli(*args)
+    assert holds_lock(out, first)
+    first.send_signal(signal.SIGSTOP)               # paused while it writes the store
     try:
-        b = cli(*args, *(["--wait"] if wait else []))
-        if wait:                                # b says whom it waits for, then waits
-            told = b.stderr.readline()
-        else:
-            _, told = b.communicate(timeout=120)
-            assert b.returncode == 2 and told.count("\n") == 1 and "--wait" in told, told
+        refused = cli(*args)
+        _, told = refused.communicate(timeout=120)
+        assert refused.returncode == 2 and told.count("\n") == 1 and "--wait" in told, told
+        waiting = cli(*args, "--wait")
+        told_too = waiting.stderr.readline()         # says whom it waits for, then waits
     finally:
-        a.send_signal(signal.SIGCONT)
-    assert f"pid {a.pid} on {socket.gethostname()} (`pipeline extract`" in told, told
-    out_a, err_a = a.communicate(timeout=300)
-    assert a.returncode == 0 and "2 extracted, 2 already stored" in out_a, err_a
-    if wait:
-        out_b, err_b = b.communicate(timeout=300)
-        assert b.returncode == 0 and "0 extracted, 4 already stored" in out_b, err_b
+        first.send_signal(signal.SIGCONT)
+    for line in (told, told_too):
+        assert f"pid {first.pid} on {socket.gethostname()} (`pipeline extract`" in line, line
+    out_1, err_1 = first.communicate(timeout=300)
+    assert first.returncode == 0 and "2 extracted, 2 already stored" in out_1, err_1
+    out_2, err_2 = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0 and "0 extracted, 4 already stored" in out_2, err_2
     assert_same_store(clean, out)
     assert not lock_path(out).exists() and not list(tmp_path.glob("*.tmp"))
 
