@@ -21,11 +21,10 @@ def legacy_command(path: str, info: VideoInfo) -> list[str]:
     w, h = resize_size(info)
     graph = (f"scale={w}:{h}:flags=bicubic:param0=0:param1=0.5,"
              "crop=224:224:floor((iw-224)/2):floor((ih-224)/2),setsar=1,showinfo")
-    fps_mode = [f"-{k}" if i == 0 else v for k, v in passthrough_option().items()
-                for i in (0, 1)]
+    (option, value), = passthrough_option().items()
     return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", "-threads",
-            "1", "-i", str(path), "-map", "0:v:0", "-vf", graph, "-f", "rawvideo", *fps_mode,
-            "-pix_fmt", "rgb24", "pipe:"]
+            "1", "-i", str(path), "-map", "0:v:0", "-vf", graph, "-f", "rawvideo",
+            f"-{option}", value, "-pix_fmt", "rgb24", "pipe:"]
 
 
 def legacy_frames(path: str, info: VideoInfo, chunk: int = 64) -> Iterator[np.ndarray]:

@@ -65,6 +65,7 @@ class FrameEncoder:
                                        torch.empty(shape))
         return work[0], work[1][:n]
 
+    @torch.inference_mode()
     def pixels(self, frames: torch.Tensor, colour: Colour) -> torch.Tensor:
         """(B, 3, 224, 224) uint8 YUV on the device -> CLIP's (B, 3, 224, 224) input, in the
         model's dtype. On the CPU it lives in the calling thread's buffer until its next
