@@ -98,7 +98,12 @@ def _wait_option(fn):
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Frames per encoder batch [default: 256 on CUDA, 64 on CPU].")
 @click.option("--device", default="auto", show_default=True,
-              help="auto | cpu | cuda | cuda:N.")
+              help="auto | cpu | cuda | cuda:N | cuda:0,cuda:2: one encoder per GPU named "
+                   "(auto and cuda: every GPU, else the CPU).")
+@click.option("--decoder", type=click.Choice(["auto", "cpu", "nvdec"]), default="auto",
+              show_default=True,
+              help="Video decoder: nvdec = the GPU's (videos it refuses fall back to the CPU); "
+                   "auto = nvdec when encoding on a GPU.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Videos decoded in parallel, one ffmpeg process each [default: CPU cores].")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -107,8 +112,8 @@ def _wait_option(fn):
 @_label_options(required=False)
 @_wait_option
 @user_errors
-def extract(videos_dir, out, model, stride, batch_size, device, workers, scheduler, dataset,
-            annotations, val_fraction, seed, allow_missing, wait):
+def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers, scheduler,
+            dataset, annotations, val_fraction, seed, allow_missing, wait):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
     With --dataset and --annotations the stored videos are labelled at the end (as
@@ -126,25 +131,13 @@ def extract(videos_dir, out, model, stride, batch_size, device, workers, schedul
     with store_lock(out, "extract", wait=wait):        # extract then label: no writer between
         result = extract_videos(videos_dir, out=out, model=model, stride=stride,
                                 batch_size=batch_size, device=device, workers=workers,
-                                scheduler=scheduler)
+                                scheduler=scheduler, decoder=decoder)
         click.echo(result.summary())
         if dataset:
             from features.datasets import label_store
             click.echo(str(label_store(result.out, dataset, annotations,
                                        val_fraction=val_fraction, seed=seed,
                                        allow_missing=allow_missing)))
-    sys.exit(1 if result.failed else 0)
-    from features.datasets import label_store
-    from pathlib import Path
-
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with store_lock(out, "extract", wait=wait):        # no other writer between the two
-        result = extract_videos(videos_dir, out=out, model=model, stride=stride,
-                                batch_size=batch_size, device=device, workers=workers,
-                                scheduler=scheduler)
-        click.echo(result.summary())
-        click.echo(str(label_store(result.out, dataset, annotations, val_fraction=val_fraction,
-                                   seed=seed, allow_missing=allow_missing)))
     sys.exit(1 if result.failed else 0)
 
 

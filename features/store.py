@@ -9,7 +9,9 @@ Layout (``h5ls -r features.h5`` shows it)::
                                import --crop all]
     /videos/<video_id>/        group attrs: source_path, [source_root], source_size,
                                source_mtime_ns, fps, n_frames (native), duration_s, width,
-                               height, rotation, stride, n_rows, complete
+                               height, rotation, stride, n_rows, complete, [decoder
+                               (cpu|nvdec), decoder_fallback, color_matrix, color_range:
+                               extracted since the yuv444p path]
         embeddings   (T, D)    float16, chunked (64, D): CLIP image embeddings, not normalised
         frame_index  (T,)      int64: native frame number of each row (0-based)
         timestamps_ms (T,)     float64: presentation time of each row
