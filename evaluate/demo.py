@@ -9,8 +9,9 @@
 4. train one AnomalyCLIP run with small demo settings (short videos, tiny model);
 5. score the test split: frame table, metrics, per-video plots and ROC / PR curves.
 
-Everything goes to its own folder (default ``pipeline_out/demo``), never into the main
-feature file; re-running reuses what is there (videos, features, a finished run).
+Everything goes to its own folder (default ``pipeline_out/demo``), the tiny CLIP too
+(``models/tiny-clip``), never into the main feature file; re-running reuses what is there
+(videos, model, features, a finished run).
 """
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
 
     from .score import score_split
 
-    workdir = Path(workdir) if workdir else paths.workdir() / "demo"
+    workdir = paths.writable_dir(workdir or paths.workdir() / "demo",
+                                 "--workdir" if workdir else None)
     videos, features = workdir / "samples", workdir / "features.h5"
     seconds: dict[str, float] = {}
 
@@ -86,7 +88,7 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
 
     t = time.perf_counter()
     if model is None:
-        model = str(make_tiny_clip(paths.default_tiny_clip()))
+        model = str(make_tiny_clip(workdir / "models" / "tiny-clip"))
         log.info("using the offline tiny CLIP (random weights) at %s", model)
     extracted = extract_videos(videos, out=features, model=model, device=device,
                                progress=progress)
