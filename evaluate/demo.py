@@ -74,9 +74,12 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
     from features.datasets import label_store
     from features.tiny_clip import make_tiny_clip
     from train import train
+    from train.config import build_config
 
     from .score import score_split
 
+    settings = dict(DEMO_SETTINGS, **({"epochs": epochs} if epochs else {}))
+    build_config(overrides={**settings, "seed": seed, "device": device})   # errors first
     workdir = paths.writable_dir(workdir or paths.workdir() / "demo",
                                  "--workdir" if workdir else None)
     videos, features = workdir / "samples", workdir / "features.h5"
@@ -99,7 +102,6 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
     seconds["extract"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    settings = dict(DEMO_SETTINGS, **({"epochs": epochs} if epochs else {}))
     trained = train(features, settings=settings, seed=seed, out=workdir / "runs",
                     device=device, progress=progress is not False)
     seconds["train"] = time.perf_counter() - t

@@ -163,3 +163,20 @@ def test_a_workdir_or_out_that_is_no_writable_folder_is_one_line(
     args = [a.format(tmp=tmp_path, store=synthetic_store, run=run_dir) for a in command]
     one_error_line(CliRunner().invoke(cli, args), *needles)
     assert (tmp_path / "file").read_text() == "a file, not a folder\n"
+
+
+# ------------------------------------------------- siblings: seeds of the other commands
+def test_negative_seeds_of_label_and_demo_are_one_line(tmp_path):
+    import pandas as pd
+
+    from features.datasets import carve_validation
+    from features.errors import UserError
+
+    labels = pd.DataFrame({"video_id": ["a", "b", "c"], "split": "train",
+                           "class_name": ["Normal", "Normal", "Arson"]})
+    with pytest.raises(UserError, match=r"--seed -1: the seed of the validation draw") as err:
+        carve_validation(labels, 0.5, seed=-1)                   # `pipeline label --seed -1`
+    assert "\n" not in str(err.value)
+    demo = CliRunner().invoke(cli, ["demo", "--seed", "-1", "--workdir", str(tmp_path / "d")])
+    one_error_line(demo, "seed=-1 must be an integer")
+    assert not (tmp_path / "d").exists()                         # checked before any work
