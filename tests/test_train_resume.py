@@ -5,6 +5,7 @@ path and on the Dask task path; a state written for another configuration or fea
 is never resumed."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import train.run as run_module
+from features.errors import UserError
 from features.store import open_store
 from pipeline import cli
 from tests.train_helpers import TINY
@@ -148,15 +150,31 @@ def test_crash_after_the_state_before_the_best_checkpoint_is_repaired(
 def test_interrupted_twice_then_finished_by_the_dask_task(reference, synthetic_store,
                                                           tmp_path, monkeypatch):
     """The sweep path: the task a Dask worker runs (also when the scheduler reschedules it
-    after its worker died) resumes the run, here after two interruptions."""
+    after its worker died) resumes the run, here after Ctrl-C and then a full disk."""
     ref, _, steps = reference
     config = build_config(overrides=SETTINGS)
     (spec,) = plan_runs(config, synthetic_store, tmp_path / "runs")
-    for at in (steps + 1, steps + 2):      # epoch 2 of the first try, epoch 3 of the second
-        _interrupt_at_step(monkeypatch, at)
-        with pytest.raises(KeyboardInterrupt):
-            train_run(synthetic_store, config, spec.run_dir, progress=False)
+    _interrupt_at_step(monkeypatch, steps + 1)                          # in epoch 2
+    with pytest.raises(KeyboardInterrupt, match=f"epoch 1 of {EPOCHS} is saved"):
+        train_run(synthetic_store, config, spec.run_dir, progress=False)
     monkeypatch.setattr(run_module, "train_step", REAL_STEP)
+    real_save, saves = resume.torch.save, []
+
+    def disk_full_at_epoch_3(state, path):
+        saves.append(state["progress"]["epoch"])
+        if state["progress"]["epoch"] == 3:
+            with open(path, "wb") as f:
+                f.write(b"half a state")                                # then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(state, path)
+    monkeypatch.setattr(resume.torch, "save", disk_full_at_epoch_3)
+    with pytest.raises(UserError) as err:
+        train_run(synthetic_store, config, spec.run_dir, progress=False)
+    assert str(err.value) == (f"{spec.run_dir}: cannot write there (No space left on device); "
+                              f"make room or fix the folder: epochs 1-2 of {EPOCHS} are saved "
+                              "in resume.pt; the same command resumes from epoch 3")
+    assert saves == [2, 3] and not list(spec.run_dir.glob("*.tmp"))
+    monkeypatch.setattr(resume.torch, "save", real_save)
     assert resume.saved_epoch(spec.run_dir) == 2
     result = _run_task(str(synthetic_store), config.to_dict(), str(spec.run_dir), None)
     assert result["resumed_after_epochs"] == [1, 2]

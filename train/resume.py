@@ -142,11 +142,11 @@ def saved_epoch(run_dir: Path) -> int:
         return 0
 
 
-def interrupted_message(run_dir: Path, epochs: int) -> str:
-    """The line printed on Ctrl-C: what is kept and what the same command does next."""
+def what_next(run_dir: Path, epochs: int) -> str:
+    """For a run that stopped: what is kept and what the same command does next."""
     done = saved_epoch(run_dir)
     if done == 0:
-        return (f"{run_dir}: stopped in epoch 1 of {epochs}, before any epoch finished; the "
-                "same command starts this run again")
-    return (f"{run_dir}: epochs 1-{done} of {epochs} are saved in {STATE}; the same command "
-            f"resumes from epoch {done + 1}")
+        return (f"stopped in epoch 1 of {epochs}, before any epoch finished; the same command "
+                "starts this run again")
+    kept = f"epoch 1 of {epochs} is" if done == 1 else f"epochs 1-{done} of {epochs} are"
+    return f"{kept} saved in {STATE}; the same command resumes from epoch {done + 1}"

@@ -8,6 +8,7 @@ rewritten whenever it improves), ``metrics.csv`` (one row per epoch, rewritten e
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
 import math
@@ -40,6 +41,7 @@ from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits
 
 log = logging.getLogger("pipeline")
 RESULT = "result.json"
+_CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 @dataclass
@@ -127,7 +129,13 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
         return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
                     store_info, progress, t0, ident)
     except KeyboardInterrupt:           # Ctrl-C: say what is kept and what comes next
-        raise KeyboardInterrupt(resume.interrupted_message(out_dir, config.epochs)) from None
+        raise KeyboardInterrupt(f"{out_dir}: {resume.what_next(out_dir, config.epochs)}") \
+            from None
+    except OSError as err:              # the run folder filled up or became read-only
+        if err.errno not in _CANNOT_WRITE:
+            raise
+        raise UserError(f"{out_dir}: cannot write there ({err.strerror}); make room or fix "
+                        f"the folder: {resume.what_next(out_dir, config.epochs)}") from None
 
 
 def make_sources(store, split: Split, config: TrainConfig, progress: bool = False,
