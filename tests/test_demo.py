@@ -165,9 +165,13 @@ def test_score_video_never_writes_into_a_split_folder(demo, tmp_path, monkeypatc
     workdir, _ = demo
     monkeypatch.setenv("PIPELINE_WORKDIR", str(tmp_path / "wd"))
     runs, features = str(workdir / "runs"), str(workdir / "features.h5")
-    split = CliRunner().invoke(cli, ["score", "--features", features, "--checkpoint", runs])
-    assert split.exit_code == 0, split.output
-    test_scores = tmp_path / "wd" / "scores" / "test"
+    test_scores = tmp_path / "wd" / "scores" / "test"          # as `pipeline score` left it
+    names = ["frame_scores.parquet", "videos.csv", "per_class.csv", "summary.png",
+             "plots/test_Arson_00.png", "metrics.json"]
+    for name in names:
+        (test_scores / name).parent.mkdir(parents=True, exist_ok=True)
+        (test_scores / name).write_text(f"the test split's {name}\n")
+    (test_scores / "metrics.json").write_text(json.dumps({"split": "test", "files": names}))
     before = _snapshot(test_scores)
     video = tmp_path / "test.mp4"                      # named like the split
     shutil.copy(workdir / "samples" / "test_Arson_00.mp4", video)
@@ -203,7 +207,8 @@ def test_rescoring_leaves_no_stale_output_and_a_failed_one_changes_nothing(demo,
     real = evaluate.score.plots.summary_figure
     monkeypatch.setattr(evaluate.score.plots, "summary_figure", broken)
     with pytest.raises(RuntimeError):
-        score_split(workdir / "features.h5", run=runs, out=out, progress=False)
+        score_split(workdir / "features.h5", run=runs, out=out, plots_per_video=False,
+                    progress=False)
     assert _snapshot(out) == before and not (out / ".partial").exists()
     monkeypatch.setattr(evaluate.score.plots, "summary_figure", real)
 
