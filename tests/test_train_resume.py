@@ -250,3 +250,28 @@ def training_split_without_one(split):
     from dataclasses import replace
 
     return replace(split, train=split.train.iloc[1:].reset_index(drop=True))
+
+
+def test_a_run_whose_dask_worker_is_killed_resumes_on_the_restarted_worker(
+        reference, synthetic_store, tmp_path):
+    """kill -9 of the worker process mid-run: the scheduler reschedules the run's task on
+    the restarted worker (as for `run_many`'s tasks), and the task resumes the run."""
+    from distributed import Client, LocalCluster
+
+    ref, _, _ = reference
+    config = build_config(overrides=SETTINGS)
+    (spec,) = plan_runs(config, synthetic_store, tmp_path / "runs")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        (pid,) = client.run(os.getpid).values()
+        future = client.submit(_run_task, str(synthetic_store), config.to_dict(),
+                               str(spec.run_dir), torch.get_num_threads(),   # same sums as here
+                               key=f"train-{spec.name}", pure=False)
+        deadline = time.monotonic() + 120
+        while not (spec.run_dir / resume.STATE).exists():
+            assert time.monotonic() < deadline and not future.done(), "no epoch finished"
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+        result = future.result(timeout=300)
+    assert result["resumed_after_epochs"] and result["resumed_after_epochs"][0] >= 1
+    assert_same_run(ref.run_dir, spec.run_dir)
