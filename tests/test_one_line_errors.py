@@ -180,3 +180,17 @@ def test_negative_seeds_of_label_and_demo_are_one_line(tmp_path):
     demo = CliRunner().invoke(cli, ["demo", "--seed", "-1", "--workdir", str(tmp_path / "d")])
     one_error_line(demo, "seed=-1 must be an integer")
     assert not (tmp_path / "d").exists()                         # checked before any work
+
+
+def test_a_damaged_result_json_is_one_line(synthetic_store, tmp_path, no_model_loads):
+    from train.config import build_config
+    from train.sweep import plan_runs
+
+    (spec,) = plan_runs(build_config(overrides=TINY), synthetic_store, tmp_path / "runs")
+    spec.run_dir.mkdir(parents=True)
+    (spec.run_dir / "result.json").write_text('{"best": ')            # cut short by an editor
+    args = ["train", "--features", str(synthetic_store), "--out", str(tmp_path / "runs")]
+    for key, value in TINY.items():
+        args += ["--set", f"{key}={value}"]
+    one_error_line(CliRunner().invoke(cli, args), "result.json: not a result of this tool",
+                   "delete the file to train this run again")

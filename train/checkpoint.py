@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 SUMMARY = "summary.csv"
-_NOT_SAVED = "prompt_learner.encoder."      # frozen CLIP text tower
+FROZEN_TOWER = "prompt_learner.encoder."      # frozen CLIP text tower
 
 
 def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -> None:
@@ -36,7 +36,7 @@ def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -
     run_dir.mkdir(parents=True, exist_ok=True)
     model.refresh_text()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-             if not k.startswith(_NOT_SAVED)}
+             if not k.startswith(FROZEN_TOWER)}
     atomic_write(run_dir / WEIGHTS, lambda p: save_file(state, str(p), metadata={
         "format": FORMAT, "class_names": json.dumps(model.class_names)}))
     body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config},

@@ -34,12 +34,12 @@ import torch
 
 from features.store import atomic_write
 
+from .checkpoint import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
 from .sweep import store_identity
 
 log = logging.getLogger("pipeline")
 STATE = "resume.pt"
 STATE_VERSION = 1
-_FROZEN = "prompt_learner.encoder."      # CLIP text tower: frozen, reloaded, not saved
 # settings that change where and how fast a run computes, not what: a run may resume with
 # other values (e.g. on another GPU of the cluster)
 _PLACEMENT = ("device", "cache", "loader_workers")
@@ -74,7 +74,7 @@ def identity(features, config, split) -> str:
 
 def _trainable_state(model) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-            if not k.startswith(_FROZEN)}
+            if not k.startswith(FROZEN_TOWER)}
 
 
 def save(run_dir: Path, ident: str, progress: Progress, model, optimizer, schedule,
@@ -110,7 +110,8 @@ def restore(run_dir: Path, ident: str, model, optimizer, schedule,
         log.warning("%s: saved by a run with another configuration or feature file; "
                     "ignored, training from epoch 1", path)
         return Progress()
-    expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(_FROZEN)}
+    expected = {k: v.shape for k, v in model.state_dict().items()
+                if not k.startswith(FROZEN_TOWER)}
     if {k: v.shape for k, v in state["model"].items()} != expected:
         log.warning("%s: does not fit this model (saved by another version?); training "
                     "from epoch 1", path)
