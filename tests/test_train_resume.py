@@ -98,8 +98,8 @@ def _interrupt_at_step(monkeypatch, step: int):
     monkeypatch.setattr(run_module, "train_step", step_or_interrupt)
 
 
-def _cli_args(store, runs: Path) -> list[str]:
-    args = ["train", "--features", str(store), "--out", str(runs), "--epochs", str(EPOCHS)]
+def _cli_args(store, runs: Path, epochs: int = EPOCHS) -> list[str]:
+    args = ["train", "--features", str(store), "--out", str(runs), "--epochs", str(epochs)]
     return args + [a for k, v in SETTINGS.items() if k != "epochs"
                    for a in ("--set", f"{k}={v}")]
 
@@ -193,9 +193,10 @@ def test_kill_9_of_pipeline_train_then_the_same_command_resumes(synthetic_store,
     """Killed, resumed and uninterrupted runs are each a fresh `python -m pipeline train`:
     compared bitwise with each other, not with this long-lived test process (whose earlier
     tests may leave float settings that change the last bits of a sum)."""
-    runs, log = tmp_path / "runs", tmp_path / "stderr.txt"
+    runs, log, epochs = tmp_path / "runs", tmp_path / "stderr.txt", 3
+    args = _cli_args(synthetic_store, runs, epochs)
     with open(log, "wb") as err:
-        proc = _pipeline(_cli_args(synthetic_store, runs), tmp_path, err)
+        proc = _pipeline(args, tmp_path, err)
         deadline = time.monotonic() + 120
         while not list(runs.glob(f"*/{resume.STATE}")) and proc.poll() is None:
             assert time.monotonic() < deadline, "no epoch finished in 120 s"
@@ -205,13 +206,12 @@ def test_kill_9_of_pipeline_train_then_the_same_command_resumes(synthetic_store,
     assert proc.returncode == -signal.SIGKILL, log.read_text()
     (run,) = [d for d in runs.iterdir() if d.is_dir()]
     saved = resume.saved_epoch(run)
-    assert 1 <= saved < EPOCHS and not (run / "result.json").exists()
+    assert 1 <= saved < epochs and not (run / "result.json").exists()
     with open(log, "wb") as err:
-        assert _pipeline(_cli_args(synthetic_store, runs), tmp_path, err).wait() == 0, \
-            log.read_text()
-        assert _pipeline(_cli_args(synthetic_store, tmp_path / "ref"), tmp_path, err).wait() \
-            == 0, log.read_text()
-    assert f"resuming {run} from epoch {saved + 1} of {EPOCHS}" in log.read_text()
+        assert _pipeline(args, tmp_path, err).wait() == 0, log.read_text()
+        reference = _cli_args(synthetic_store, tmp_path / "ref", epochs)
+        assert _pipeline(reference, tmp_path, err).wait() == 0, log.read_text()
+    assert f"resuming {run} from epoch {saved + 1} of {epochs}" in log.read_text()
     assert_same_run(tmp_path / "ref" / run.name, run)
 
 
