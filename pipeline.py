@@ -90,7 +90,12 @@ def _label_options(fn=None, *, required: bool = True):
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Frames per encoder batch [default: 256 on CUDA, 64 on CPU].")
 @click.option("--device", default="auto", show_default=True,
-              help="auto | cpu | cuda | cuda:N.")
+              help="auto | cpu | cuda | cuda:N | cuda:0,cuda:2: one encoder per GPU named "
+                   "(auto and cuda: every GPU, else the CPU).")
+@click.option("--decoder", type=click.Choice(["auto", "cpu", "nvdec"]), default="auto",
+              show_default=True,
+              help="Video decoder: nvdec = the GPU's (videos it refuses fall back to the CPU); "
+                   "auto = nvdec when encoding on a GPU.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Videos decoded in parallel, one ffmpeg process each [default: CPU cores].")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -98,8 +103,8 @@ def _label_options(fn=None, *, required: bool = True):
                    "[default: run here, no cluster]")
 @_label_options(required=False)
 @user_errors
-def extract(videos_dir, out, model, stride, batch_size, device, workers, scheduler, dataset,
-            annotations, val_fraction, seed, allow_missing):
+def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers, scheduler,
+            dataset, annotations, val_fraction, seed, allow_missing):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
     With --dataset and --annotations the stored videos are labelled at the end (as
@@ -114,7 +119,7 @@ def extract(videos_dir, out, model, stride, batch_size, device, workers, schedul
         read_annotations(dataset, annotations)
     result = extract_videos(videos_dir, out=out, model=model, stride=stride,
                             batch_size=batch_size, device=device, workers=workers,
-                            scheduler=scheduler)
+                            scheduler=scheduler, decoder=decoder)
     click.echo(result.summary())
     if dataset:
         from features.datasets import label_store

@@ -35,20 +35,19 @@ def _encoder(model: str, device: str, batch: int) -> FrameEncoder:
 
 
 def extract_task(src: VideoSource, info: VideoInfo, device: str, batch: int, folder: str,
-                 file_attrs: dict, stride: int) -> tuple[str, str | None]:
+                 file_attrs: dict, stride: int, decoder: str = "auto") -> tuple[str, str | None]:
     """Runs on a worker: one video -> one committed shard. Returns (video_id, failure or None)."""
     encoder = _encoder(file_attrs["model_id"], device, batch)
     if encoder.clip.fingerprint != file_attrs["model_sha256"]:
         return src.video_id, (f"worker loaded different weights for {file_attrs['model_id']} "
                               f"(sha256 {encoder.clip.fingerprint[:12]}...)")
-    why = extract_one_video(src, info, encoder, encoder.clip.embed_dim, Path(folder),
-                            file_attrs, stride, batch)
+    why = extract_one_video(src, info, encoder, Path(folder), file_attrs, stride, decoder)
     return src.video_id, why
 
 
 def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str, model: str,
                     device: str, batch: int, folder: Path, file_attrs: dict, stride: int,
-                    show: bool | None):
+                    show: bool | None, decoder: str = "auto"):
     from dask.distributed import Client, as_completed
 
     done, failed = [], []
@@ -60,7 +59,8 @@ def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str,
             key = f"extract-{src.video_id}-{src.size}-{src.mtime_ns}"
             by_key[key] = (src, info)
             futures.append(client.submit(extract_task, src, info, device, batch,
-                                         str(folder.resolve()), file_attrs, stride, retries=1,
+                                         str(folder.resolve()), file_attrs, stride, decoder,
+                                         retries=1,
                                          pure=False, key=key))
         bar = tqdm(total=len(futures), desc="videos", unit="video",
                    disable=None if show is None else not show)

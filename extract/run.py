@@ -26,7 +26,8 @@ from features.errors import UserError
 from features.store import FORMAT, read_attrs
 
 from .commit import committed_shards, merge_shards, parts_dir
-from .decode import PREPROCESSING
+from .decode import DECODERS, PREPROCESSING
+from .devices import EncoderPool, encoder_devices
 from .encode import FrameEncoder, default_batch_size, fit_batch_size
 from .ffmpeg_bin import ffmpeg_exe
 from .probe import ProbeError, VideoInfo, probe
@@ -82,7 +83,8 @@ def _file_attrs(clip: LoadedClip, stride: int, batch_size: int) -> dict:
     return {
         "model_id": _model_id_for_store(clip.model_id), "model_sha256": clip.fingerprint,
         "model_revision": clip.revision, "embed_dim": clip.embed_dim, "stride": stride,
-        "preprocessing": PREPROCESSING, "decoder": f"ffmpeg ({Path(ffmpeg_exe()).name})",
+        "preprocessing": PREPROCESSING, "decoder": f"ffmpeg ({Path(ffmpeg_exe()).name}); "
+        "per video: decoder attr (cpu | nvdec)",
         "encoder_dtype": str(clip.dtype).replace("torch.", ""), "batch_size": batch_size,
         "device": clip.device.type, "source": "extracted",
         "package_version": features.__version__,
@@ -121,8 +123,13 @@ def _probe_all(todo: list[VideoSource], workers: int, failures: list[Failure],
 def extract_videos(videos: str | Path, out: str | Path | None = None, model: str | None = None,
                    stride: int = 1, batch_size: int | None = None, device: str = "auto",
                    workers: int | None = None, scheduler: str | None = None,
-                   progress: bool | None = None) -> ExtractResult:
+                   progress: bool | None = None, decoder: str = "auto") -> ExtractResult:
     """Extract CLIP frame embeddings of every video under ``videos`` into ``out``.
+
+    ``device``: ``auto`` (every GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or a
+    comma-separated list: one encoder per device, videos spread over them. ``decoder``:
+    ``auto`` (NVDEC when encoding on a GPU), ``cpu`` or ``nvdec``; a video NVDEC refuses is
+    decoded on the CPU.
 
     Re-running skips what is stored; an interrupted run resumes where it stopped. Returns
     an :class:`ExtractResult`; videos that fail are listed there and in
@@ -132,6 +139,12 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
     out = Path(out) if out else paths.default_features()
     if stride < 1:
         raise UserError(f"--stride {stride}: must be 1 or more")
+    if decoder not in ("auto", *DECODERS):
+        raise UserError(f"--decoder {decoder}: use auto, {' or '.join(DECODERS)}")
+    devices = encoder_devices(device)
+    if scheduler and len(devices) > 1 and "," in device:
+        raise UserError(f"--device {device}: a list is for local runs; on a Dask cluster each "
+                        "worker uses its own GPU (--device auto)")
     workers = workers or os.cpu_count() or 1
     scan = scan_videos(videos)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,26 +168,30 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
 
     try:
         if probed:
-            clip = load_clip(model, device)
+            clips = [load_clip(model, d) for d in (devices[:1] if scheduler else devices)]
+            clip = clips[0]
             if stored_attrs.get("model_sha256") not in (None, clip.fingerprint):
                 raise UserError(f"--out {out}: was made with other weights of {model} "
                                 f"(sha256 {str(stored_attrs['model_sha256'])[:12]}..., now "
                                 f"{clip.fingerprint[:12]}...); use another --out")
             batch = batch_size or default_batch_size(clip.device)
-            encoder = FrameEncoder(clip, batch)
-            batch = fit_batch_size(encoder, batch)
+            encoders = [FrameEncoder(c, batch) for c in clips]
+            batch = min(fit_batch_size(e, batch) for e in encoders)
+            for e in encoders:
+                e.batch_size = batch
             file_attrs = {**_file_attrs(clip, stride, batch), **{
                 k: v for k, v in stored_attrs.items() if k in ("created_utc",)}}
             log.info("extracting %d videos (%d already stored) with %d decoders, batch %d, "
-                     "%s", len(probed), result.skipped, workers, batch, clip.device)
+                     "%s", len(probed), result.skipped, workers, batch,
+                     ", ".join(str(c.device) for c in clips))
             t_encode = time.perf_counter()
             if scheduler:
                 from .distributed import extract_on_dask
                 done, failed = extract_on_dask(probed, scheduler, model, device, batch,
-                                               folder, file_attrs, stride, progress)
+                                               folder, file_attrs, stride, progress, decoder)
             else:
-                done, failed = _extract_local(probed, encoder, clip.embed_dim, folder,
-                                              file_attrs, stride, batch, workers, progress)
+                done, failed = _extract_local(probed, EncoderPool(encoders), folder,
+                                              file_attrs, stride, workers, progress, decoder)
             result.encode_seconds = time.perf_counter() - t_encode
             result.done = [src.video_id for src, _ in done]
             result.rows = sum(rows for _, rows in done)
@@ -209,10 +226,10 @@ def _merge_committed(out: Path, folder: Path, file_attrs: dict) -> int:
     return n
 
 
-def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,
-                   file_attrs: dict, stride: int, batch: int, workers: int, show):
-    """Threads, one ffmpeg process each, sharing one encoder (used one batch at a time)."""
-    lock = threading.Lock()
+def _extract_local(probed, encoders: EncoderPool, folder: Path, file_attrs: dict, stride: int,
+                   workers: int, show, decoder: str = "auto"):
+    """Threads, one ffmpeg process each, sharing one encoder per device (each used one
+    batch at a time)."""
     stop = threading.Event()
     total = sum(info.rows(stride) for _, info in probed)
     frames_bar = tqdm(total=total, desc="frames", unit="frame", unit_scale=True,
@@ -220,17 +237,14 @@ def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,
     videos_bar = tqdm(total=len(probed), desc="videos", unit="video",
                       disable=_no_bar(show))
 
-    def encode(frames):
-        with lock:
-            return encoder(frames)
-
     def on_rows(n):
         frames_bar.update(n)
 
     def one(item):
         src, info = item
-        why = extract_one_video(src, info, encode, embed_dim, folder, file_attrs, stride, batch,
-                                on_rows, stop)
+        with encoders.take() as encoder:
+            why = extract_one_video(src, info, encoder, folder, file_attrs, stride, decoder,
+                                    on_rows, stop)
         videos_bar.update(1)
         if frames_bar.disable:
             log.info("%s %s", "done" if why is None else "FAILED", src.relpath)

@@ -9,7 +9,9 @@ Layout (``h5ls -r features.h5`` shows it)::
                                [n_crops: embeddings are (T, n_crops, D), import --crop all]
     /videos/<video_id>/        group attrs: source_path, source_size, source_mtime_ns, fps,
                                n_frames (native), duration_s, width, height, rotation,
-                               stride, n_rows, complete, [split, class_name, label,
+                               stride, n_rows, complete, [decoder (cpu|nvdec),
+                               decoder_fallback, color_matrix, color_range: extracted
+                               since the yuv444p path], [split, class_name, label,
                                class_names_all (JSON, multi-label videos, training class first)]
         embeddings   (T, D)    float16, chunked (64, D): CLIP image embeddings, not normalised
         frame_index  (T,)      int64: native frame number of each row (0-based)
