@@ -31,9 +31,9 @@ def user_errors(fn):
         except UserError as err:
             click.echo(f"error: {' '.join(str(err).split())}", err=True)   # one line, always
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished work is kept; run the same command again to "
-                       "go on", err=True)
+        except KeyboardInterrupt as err:     # a stage may say what it kept (train: epochs)
+            click.echo(f"interrupted: {err}" if str(err) else "interrupted: finished work is "
+                       "kept; run the same command again to go on", err=True)
             sys.exit(130)
     return wrapper
 

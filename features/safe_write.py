@@ -49,11 +49,42 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def file_mode() -> int:
+    """The permissions a new file gets here: 0666 less the umask (some writers, such as
+    safetensors, create 0600 files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)          # no /proc: read the mask by setting it, then restore it
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_replace(tmp: Path, final: Path) -> None:
-    """Make ``tmp`` durable, then rename it over ``final`` (atomic on one filesystem)."""
+    """Make ``tmp`` durable with normal permissions, then rename it over ``final`` (atomic on
+    one filesystem) and make the rename durable."""
+    os.chmod(tmp, file_mode())
     fsync_path(tmp)
     os.replace(tmp, final)
     fsync_path(final.parent)
+
+
+def atomic_write(final: str | Path, write) -> Path:
+    """``write(tmp)`` next to ``final``, then :func:`atomic_replace`: readers see the old file
+    or the complete new one, never part of it. The temporary file goes on failure."""
+    final = Path(final)
+    tmp = temp_path(final)
+    try:
+        write(tmp)
+        atomic_replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
 
 
 def remove_quietly(path: Path) -> None:

@@ -37,7 +37,8 @@ import pandas as pd
 
 from .errors import UserError
 from .labels import read_labels, write_labels  # noqa: F401  (write_labels: re-exported)
-from .safe_write import atomic_replace, fsync_path, one_line  # noqa: F401  (re-exported)
+from .safe_write import (atomic_replace, atomic_write, file_mode,  # noqa: F401  (re-exported)
+                         fsync_path, one_line)
 from .schema import (FILE_LABEL_ATTRS, FORMAT, FORMAT_VERSION, NORMAL_CLASS,  # noqa: F401
                      SPLITS, VIDEO_LABEL_ATTRS, attr_value, read_attrs)
 

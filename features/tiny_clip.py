@@ -12,6 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from .store import file_mode
+
 log = logging.getLogger("pipeline")
 
 TINY_SEED = 0
@@ -79,6 +81,9 @@ def _save(model, tokenizer, path: Path) -> None:
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    for file in tmp.rglob("*"):                 # safetensors writes 0600; use the umask
+        if file.is_file():
+            file.chmod(file_mode())
     shutil.rmtree(path, ignore_errors=True)     # an incomplete earlier copy
     tmp.replace(path)
 
