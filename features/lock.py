@@ -8,8 +8,9 @@ behind, is reported. A clean release deletes the file; an opener that locked a f
 deleted meanwhile notices (its inode is no longer the path's) and tries again.
 
 The holder owns ``<file>.tmp`` (where whole-file rewrites are written): taking the lock
-deletes the one a killed holder left. Readers never need the lock: writers never modify a file in place that a reader may have
-open (whole files are replaced by rename, labels go to slots readers do not hold).
+deletes the one a killed holder left. Readers never need the lock: whole files are
+replaced by rename (a reader keeps the file it opened), and labels are written into the
+slot no reader is using (``features/slots.py``).
 
 Filesystems without kernel locks (flock fails with ENOLCK or EOPNOTSUPP, e.g. NFS mounted
 with ``nolock`` and no lock daemon): the lock file is then created with O_EXCL and its
