@@ -16,6 +16,7 @@ from extract import extract_videos
 from extract.samples import SampleSpec, write_sample_video
 from features.errors import UserError
 from pipeline import cli
+from tests.dataset_files import edit_labels
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +115,8 @@ def test_mismatched_store_and_bad_video_are_one_line_errors(demo, tmp_path):
     other_model = _copy_with_attrs(features, tmp_path / "m.h5", model_sha256="0" * 64)
     with pytest.raises(UserError, match="re-extract with --model"):
         score_split(other_model, run=runs, out=tmp_path / "x")
-    other_classes = _copy_with_attrs(features, tmp_path / "c.h5",
-                                     class_names=json.dumps(["Arson", "Normal"]))
+    other_classes = edit_labels(_copy_with_attrs(features, tmp_path / "c.h5"), lambda labels:
+                                labels.file_attrs.update(class_names=["Arson", "Normal"]))
     with pytest.raises(UserError, match="classes"):
         score_split(other_classes, run=runs, out=tmp_path / "x")
     bad = tmp_path / "broken.mp4"
@@ -132,8 +133,7 @@ def test_abnormal_video_without_intervals_is_scored_but_left_out_of_metrics(demo
     workdir, _ = demo
     store = tmp_path / "f.h5"
     shutil.copy(workdir / "features.h5", store)
-    with h5py.File(store, "r+") as h5:
-        del h5["videos/test_Arson_00/intervals"]
+    edit_labels(store, lambda labels: labels.videos["test_Arson_00"].intervals.clear())
     result = score_split(store, run=workdir / "runs", out=tmp_path / "s",
                          plots_per_video=False, progress=False)
     frames = result.frames
@@ -214,11 +214,11 @@ def test_rescoring_leaves_no_stale_output_and_a_failed_one_changes_nothing(demo,
 
     unlabelled = tmp_path / "unlabelled.h5"                  # every video, no metrics
     shutil.copy(workdir / "features.h5", unlabelled)
-    with h5py.File(unlabelled, "r+") as h5:
-        del h5.attrs["class_names"]
-        for g in h5["videos"].values():
-            for key in ("split", "class_name", "label"):
-                del g.attrs[key]
+
+    def drop(labels):
+        labels.videos.clear()
+        del labels.file_attrs["class_names"]
+    edit_labels(unlabelled, drop)
     again = score_split(unlabelled, run=runs, out=out, plots_per_video=False, progress=False)
     assert again.metrics is None and len(again.videos) == 36
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())

@@ -156,9 +156,10 @@ def test_plain_h5py_sees_the_documented_schema(stores):
         g = h5["videos/cfr25"]
         assert g["embeddings"].dtype == np.float16 and g["embeddings"].shape == (17, 512)
         assert g["embeddings"].chunks == (64, 512)
-        for key in ("fps", "n_frames", "duration_s", "source_path", "source_size",
+        for key in ("fps", "n_frames", "duration_s", "source_path", "source_root", "source_size",
                     "source_mtime_ns", "width", "height", "rotation", "complete"):
             assert key in g.attrs, key
+        assert h5["labels/slot0"].shape == h5["labels/slot1"].shape   # where labels will go
         assert g.attrs["fps"] == 25 and g.attrs["source_path"] == "cfr25.mp4"
 
 
