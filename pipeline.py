@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 
 import click
@@ -28,11 +29,11 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {' '.join(str(err).split())}", err=True)   # one line, always
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished work is kept; run the same command again to "
-                       "go on", err=True)
+        except KeyboardInterrupt as err:     # a stage may say what it kept (train: epochs)
+            click.echo(f"interrupted: {err}" if str(err) else "interrupted: finished work is "
+                       "kept; run the same command again to go on", err=True)
             sys.exit(130)
     return wrapper
 
@@ -80,6 +81,13 @@ def _label_options(fn=None, *, required: bool = True):
     return fn
 
 
+def _wait_option(fn):
+    """--wait, shared by the commands that write a feature file (one writer at a time)."""
+    return click.option("--wait", is_flag=True,
+                        help="If another run is writing the feature file, wait for it to "
+                             "finish instead of stopping with an error.")(fn)
+
+
 
 # ---------------------------------------------------------------- stage one: extract
 @cli.command()
@@ -94,36 +102,47 @@ def _label_options(fn=None, *, required: bool = True):
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Frames per encoder batch [default: 256 on CUDA, 64 on CPU].")
 @click.option("--device", default="auto", show_default=True,
-              help="auto | cpu | cuda | cuda:N.")
+              help="auto | cpu | cuda | cuda:N | cuda:0,cuda:2: one encoder per GPU named "
+                   "(auto and cuda: every GPU, else the CPU).")
+@click.option("--decoder", type=click.Choice(["auto", "cpu", "nvdec"]), default="auto",
+              show_default=True,
+              help="Video decoder: nvdec = the GPU's (videos it refuses fall back to the CPU); "
+                   "auto = nvdec when encoding on a GPU.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Videos decoded in parallel, one ffmpeg process each [default: CPU cores].")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler: one task per video on that cluster (shared filesystem). "
                    "[default: run here, no cluster]")
 @_label_options(required=False)
+@_wait_option
 @user_errors
-def extract(videos_dir, out, model, stride, batch_size, device, workers, scheduler, dataset,
-            annotations, val_fraction, seed, allow_missing, labels):
+def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers, scheduler,
+            dataset, annotations, val_fraction, seed, allow_missing, wait,
+            labels):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
     With --dataset and --annotations the stored videos are labelled at the end (as
     `pipeline label` does); the annotations are read first, so a bad line fails at once.
     """
     from extract import extract_videos
+    from features.lock import store_lock
 
     if (dataset is None) != (annotations is None):
         raise UserError("--dataset and --annotations go together; give both or neither")
     if dataset:
         from features.datasets import read_annotations
         read_annotations(dataset, annotations, labels)
-    result = extract_videos(videos_dir, out=out, model=model, stride=stride,
-                            batch_size=batch_size, device=device, workers=workers,
-                            scheduler=scheduler)
-    click.echo(result.summary())
-    if dataset:
-        from features.datasets import label_store
-        click.echo(str(label_store(result.out, dataset, annotations, val_fraction=val_fraction,
-                                   seed=seed, allow_missing=allow_missing, labels=labels)))
+    out = out or paths.default_features()
+    with store_lock(out, "extract", wait=wait):        # extract then label: no writer between
+        result = extract_videos(videos_dir, out=out, model=model, stride=stride,
+                                batch_size=batch_size, device=device, workers=workers,
+                                scheduler=scheduler, decoder=decoder)
+        click.echo(result.summary())
+        if dataset:
+            from features.datasets import label_store
+            click.echo(str(label_store(result.out, dataset, annotations,
+                                       val_fraction=val_fraction, seed=seed,
+                                       allow_missing=allow_missing, labels=labels)))
     sys.exit(1 if result.failed else 0)
 
 
@@ -142,14 +161,16 @@ def info(features_file):
 @cli.command()
 @click.argument("features_file", type=click.Path(), required=False)
 @_label_options
+@_wait_option
 @user_errors
-def label(features_file, dataset, annotations, val_fraction, seed, allow_missing, labels):
+def label(features_file, dataset, annotations, val_fraction, seed, allow_missing, wait,
+          labels):
     """Attach split, class and anomalous intervals from a dataset's annotations to a feature file."""
     from features.datasets import label_store
 
     summary = label_store(features_file or paths.default_features(), dataset, annotations,
                           val_fraction=val_fraction, seed=seed, allow_missing=allow_missing,
-                          labels=labels)
+                          wait=wait, labels=labels)
     click.echo(str(summary))
 
 
@@ -169,15 +190,17 @@ def label(features_file, dataset, annotations, val_fraction, seed, allow_missing
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, help="Frame rate assumed for timestamps (not in a .npy).")
 @_label_options
+@_wait_option
 @user_errors
 def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction, seed,
-            allow_missing, labels):
+            allow_missing, wait, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
     from features.datasets import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
                              stride=stride, fps=fps, val_fraction=val_fraction, seed=seed,
-                             allow_missing=allow_missing, labels=labels)
+                             allow_missing=allow_missing, wait=wait,
+                             labels=labels)
     click.echo(result.summary())
 
 
@@ -276,7 +299,10 @@ def demo(workdir, model, device, seed):
 
 
 def main():
-    cli()
+    try:
+        cli()
+    finally:              # the command is over: a late Ctrl-C has nothing left to stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import h5py
 import pandas as pd
 import pytest
 import torch
@@ -13,6 +12,7 @@ from click.testing import CliRunner
 
 from features.store import open_store
 from pipeline import cli
+from tests.dataset_files import edit_labels
 from tests.train_helpers import TINY
 from train.config import build_config
 from train.protocol import reference_lr_factor, run_split, steps_per_epoch
@@ -66,8 +66,8 @@ def val_store(tiny_clip, tmp_path_factory):
 
 
 def _mark_carved(path, carved: bool):
-    with h5py.File(path, "a") as h5:
-        h5.attrs["val_carved"] = carved
+    """As `pipeline label --val-fraction` records it (True) or a manifest's own val split."""
+    edit_labels(path, lambda labels: labels.file_attrs.update(val_carved=carved))
 
 
 @pytest.mark.parametrize("carved", [True, False])

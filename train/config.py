@@ -7,6 +7,7 @@ A config file may itself name a ``preset``; it is applied before the file's othe
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -72,11 +73,19 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, values: dict) -> "TrainConfig":
-        return _apply(self, values, "override")
+    def with_overrides(self, values: dict, source: str = "override") -> "TrainConfig":
+        """A copy with ``values`` set, validated (a sweep point or a seed of the grid)."""
+        config = _apply(self, values, source)
+        validate(config)
+        return config
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _is_text(key: str) -> bool:
+    """Settings holding text (a device, a path, a mode) rather than numbers or flags."""
+    return not any(t in str(FIELDS[key].type) for t in ("bool", "int", "float"))
 
 
 def coerce(key: str, value: Any, source: str) -> Any:
@@ -87,12 +96,16 @@ def coerce(key: str, value: Any, source: str) -> Any:
             return None
         raise UserError(f"{source}: {key} cannot be empty")
     try:
+        if not isinstance(value, (str, int, float)):      # a list, a mapping, a date ...
+            raise TypeError(value)
         if "bool" in str(kind):
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(value)
                 return value.lower() in ("true", "1", "yes")
             return bool(value)
+        if isinstance(value, bool) and not _is_text(key):  # epochs=true is no number
+            raise TypeError(value)
         if "int" in str(kind):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
@@ -100,12 +113,28 @@ def coerce(key: str, value: Any, source: str) -> Any:
         if "float" in str(kind):
             return float(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UserError(f"{source}: {key}={value!r} is not a valid {kind}") from None
 
 
+def read_value(key: str, text: str, source: str) -> Any:
+    """The value of ``key=text`` on the command line: text settings as given, the others
+    read as YAML scalars (1e-4, 0.001, true, ~); UserError when the text is no value."""
+    text = text.strip()
+    if not text:
+        return None
+    if key in FIELDS and _is_text(key):
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        why = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{source}: {text!r} is not a value ({why}); give a number such as "
+                        "1e-4, true/false, or a YAML scalar") from None
+
+
 def _apply(config: TrainConfig, values: dict, source: str) -> TrainConfig:
-    unknown = [k for k in values if k not in FIELDS]
+    unknown = [str(k) for k in values if k not in FIELDS]
     if unknown:
         raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}; valid keys: "
                         f"{', '.join(FIELDS)}")
@@ -119,7 +148,7 @@ def parse_set(items: Iterable[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item}: expected key=value, e.g. --set lr=1e-4")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        out[key.strip()] = read_value(key.strip(), value, f"--set {item}")
     return out
 
 
@@ -161,6 +190,14 @@ def build_config(preset: str | None = None, config_file: str | Path | None = Non
 
 
 def validate(config: TrainConfig) -> None:
+    for name, f in FIELDS.items():
+        value = getattr(config, name)
+        if "float" in str(f.type) and value is not None and not math.isfinite(value):
+            raise UserError(f"setting {name}={value} must be a finite number")
+    for key in ("seed", "val_seed"):
+        if not 0 <= getattr(config, key) < 2 ** 63:
+            raise UserError(f"setting {key}={getattr(config, key)} must be an integer in "
+                            "[0, 2**63)")
     positive = ("num_segments", "seg_length", "width", "depth", "heads", "n_ctx", "topk",
                 "epochs", "batch_size", "val_every")
     for key in positive:

@@ -42,7 +42,7 @@ PRESETS = {
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise UserError(f"--preset {name}: unknown preset; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 

@@ -8,6 +8,7 @@ rewritten whenever it improves), ``metrics.csv`` (one row per epoch, rewritten e
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
 import math
@@ -22,8 +23,9 @@ from tqdm import tqdm
 
 from features.clip_loader import resolve_device
 from features.errors import UserError
-from features.store import open_store
+from features.store import atomic_write, open_store
 
+from . import resume
 from .centroid import normal_centroid
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
@@ -41,6 +43,7 @@ from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits
 log = logging.getLogger("pipeline")
 RESULT = "result.json"
 LAST_EPOCH = "last_epoch"          # select_metric of a run without validation: no selection
+_CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 @dataclass
@@ -124,8 +127,18 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
                       "model_id": config.text_model or store.attrs["model_id"],
                       "model_sha256": store.attrs.get("model_sha256"),
                       "feature_dim": store.embed_dim, "dataset": store.attrs.get("dataset")}
-    return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
-                store_info, progress, t0)
+    ident = resume.identity(features, config, split)
+    try:
+        return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
+                    store_info, progress, t0, ident)
+    except KeyboardInterrupt:           # Ctrl-C: say what is kept and what comes next
+        raise KeyboardInterrupt(f"{out_dir}: {resume.what_next(out_dir, config.epochs)}") \
+            from None
+    except OSError as err:              # the run folder filled up or became read-only
+        if err.errno not in _CANNOT_WRITE:
+            raise
+        raise UserError(f"{out_dir}: cannot write there ({err.strerror}); make room or fix "
+                        f"the folder: {resume.what_next(out_dir, config.epochs)}") from None
 
 
 def make_sources(store, split: Split, config: TrainConfig, progress: bool = False,
@@ -193,7 +206,7 @@ def make_optimizer(model: AnomalyCLIP, config: TrainConfig, steps: int):
 
 def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
          config: TrainConfig, out_dir: Path, device: torch.device, store_info: dict,
-         progress: bool, t0: float) -> RunResult:
+         progress: bool, t0: float, ident: str) -> RunResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT).unlink(missing_ok=True)
     loader, batches = make_loader(split, train_src, config, device)
@@ -213,10 +226,21 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         "val_labels": "video-level" if video_level else "intervals",
         "select_metric": key, "torch_version": torch.__version__, "device": str(device),
     }
-    history, step_losses = [], []
-    best_value, best_epoch, best, last_val = -math.inf, None, {}, {}
-    bar = tqdm(total=config.epochs * steps, desc=out_dir.name, unit="step", disable=not progress)
-    for epoch in range(1, config.epochs + 1):
+    done = resume.restore(out_dir, ident, model, optimizer, schedule, generator)
+    history, step_losses = done.history, done.step_losses
+    best_value, best_epoch, best, last_val = done.best_value, done.best_epoch, done.best, \
+        done.last_val
+    t0 -= done.seconds                          # time_s counts the earlier processes too
+    if done.epoch:
+        log.info("resuming %s from epoch %d of %d (epochs 1-%d restored from %s)", out_dir,
+                 done.epoch + 1, config.epochs, done.epoch, resume.STATE)
+        _write_history(history, out_dir)        # a later epoch's row may have been written
+        if best_epoch == done.epoch:            # and this epoch's checkpoint may not
+            save_checkpoint(model, {**run_config, "best_epoch": best_epoch,
+                                    "metrics": _finite(best)}, out_dir)
+    bar = tqdm(total=config.epochs * steps, initial=done.epoch * steps, desc=out_dir.name,
+               unit="step", disable=not progress)
+    for epoch in range(done.epoch + 1, config.epochs + 1):
         model.train()
         batches.set_epoch(epoch)
         sums = dict.fromkeys(("loss",) + TERMS, 0.0)
@@ -232,6 +256,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
             bar.set_postfix(loss=f"{value:.3f}", **last_val)
         row = {"epoch": epoch, "step": epoch * steps, "lr": lr,
                **{k: v / steps for k, v in sums.items()}}
+        improved = False
         if len(split.val) and (epoch % config.val_every == 0 or epoch == config.epochs):
             model.eval()
             metrics = score_split(model, val_src, split.val, val_frames, split.class_names,
@@ -244,12 +269,18 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
                             "videos): keeping the latest epoch", key)
             if math.isnan(best_value) or score >= best_value or best_epoch is None:
                 # ties go to the later epoch; an undefined metric keeps the latest
-                best_value, best_epoch, best = score, epoch, metrics
-                save_checkpoint(model, {**run_config, "best_epoch": epoch,
-                                        "metrics": _finite(metrics)}, out_dir)
+                best_value, best_epoch, best, improved = score, epoch, metrics, True
         row["time_s"] = round(time.time() - t0, 2)
         history.append(row)
-        pd.DataFrame(history).to_csv(out_dir / "metrics.csv", index=False)
+        # the epoch's state first: every file written after it is rewritten on resume
+        resume.save(out_dir, ident, resume.Progress(
+            epoch, history, step_losses, best_value, best_epoch, best, last_val,
+            seconds=time.time() - t0, resumed_at=done.resumed_at),
+            model, optimizer, schedule, generator)
+        _write_history(history, out_dir)
+        if improved:
+            save_checkpoint(model, {**run_config, "best_epoch": epoch,
+                                    "metrics": _finite(metrics)}, out_dir)
     bar.close()
     if not len(split.val):                       # no validation: keep the last epoch
         if config.protocol == "reference":
@@ -261,14 +292,20 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     plot_losses(frame, step_losses, out_dir / "loss.png", f"val_{key}")
     seconds = time.time() - t0
     result = RunResult(out_dir, best_epoch, best, frame, config.to_dict(), seconds)
-    done = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": _finite(best),
+    body = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": _finite(best),
             "select_metric": key, "seconds": round(seconds, 2),
             "config": config.to_dict(), "features": store_info["features"],
+            "resumed_after_epochs": done.resumed_at,
             "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    tmp = out_dir / (RESULT + ".tmp")
-    tmp.write_text(json.dumps(done, indent=2, default=_json_default) + "\n")
-    tmp.replace(out_dir / RESULT)
+    atomic_write(out_dir / RESULT, lambda tmp: tmp.write_text(
+        json.dumps(body, indent=2, default=_json_default) + "\n"))
+    resume.clear(out_dir)
     return result
+
+
+def _write_history(history: list[dict], out_dir: Path) -> None:
+    atomic_write(out_dir / "metrics.csv",
+                 lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False))
 
 
 def _finite(metrics: dict) -> dict:

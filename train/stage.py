@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from features import paths
 from features.errors import UserError
 from features.store import open_store
 
-from .config import FIELDS, TrainConfig, coerce, build_config
+from . import resume
+from .config import FIELDS, TrainConfig, build_config, coerce, read_value
 from .presets import PRESETS, check_classes, get_preset
 from .protocol import run_split
 from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
@@ -62,7 +62,7 @@ def parse_sweep(items) -> dict:
         if key not in FIELDS or key == "seed":
             raise UserError(f"--sweep {item}: unknown setting {key!r} (use --seeds for seeds); "
                             f"valid keys: {', '.join(k for k in FIELDS if k != 'seed')}")
-        grid[key] = [coerce(key, yaml.safe_load(v), f"--sweep {item}")
+        grid[key] = [coerce(key, read_value(key, v, f"--sweep {item}"), f"--sweep {item}")
                      for v in values.split(",") if v.strip()]
         if not grid[key]:
             raise UserError(f"--sweep {item}: no values for {key}; give at least one, e.g. "
@@ -95,7 +95,7 @@ def train(features=None, preset: str | None = None, config_file=None,
     ``reference`` (:mod:`train.protocol`).
     """
     features = Path(features or paths.default_features())
-    out = Path(out or paths.default_runs())
+    out = paths.writable_dir(out or paths.default_runs(), "--out" if out else None)
     overrides = dict(settings or {})
     for key, value in (("epochs", epochs), ("seed", seed), ("device", device),
                        ("protocol", protocol)):
@@ -114,7 +114,15 @@ def train(features=None, preset: str | None = None, config_file=None,
         results = [_run_here(features, specs[0], progress)]
     else:
         log.info("%d runs on Dask (%s)", len(specs), scheduler or "LocalCluster")
-        results = run_many(features, specs, scheduler, workers, retries, progress)
+        for spec in specs:
+            saved = resume.saved_epoch(spec.run_dir) if read_result(spec.run_dir) is None else 0
+            if saved:
+                log.info("resuming %s from epoch %d of %d", spec.run_dir, saved + 1,
+                         spec.config.epochs)
+        try:
+            results = run_many(features, specs, scheduler, workers, retries, progress)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_interrupted(specs)) from None
     table = summary_rows(specs, results, features)
     merged = write_summary(out, table)
     mine = merged[merged["run"].isin(table["run"])].reset_index(drop=True)
@@ -122,6 +130,20 @@ def train(features=None, preset: str | None = None, config_file=None,
     best = merged[merged["best"]]
     best_run = out / best.iloc[0]["run_dir"] if len(best) else None
     return TrainSummary(mine, best_run, out / "summary.csv")
+
+
+def _interrupted(specs) -> str:
+    """What Ctrl-C during many runs keeps: finished runs and the saved epochs of the others."""
+    finished = {s.name for s in specs if read_result(s.run_dir) is not None}
+    saved = {s.name: resume.saved_epoch(s.run_dir) for s in specs if s.name not in finished}
+    started = {k: v for k, v in saved.items() if v}
+    parts = [f"{len(finished)} of {len(specs)} runs finished"]
+    if started:
+        parts.append(f"{len(started)} have saved epochs ("
+                     + ", ".join(f"{k}: {v}" for k, v in list(started.items())[:3])
+                     + (", ..." if len(started) > 3 else "") + ")")
+    return ("; ".join(parts) + "; the same command keeps the finished runs and resumes the "
+            "others from their last saved epoch")
 
 
 def _run_here(features: Path, spec, progress: bool) -> dict:
