@@ -52,7 +52,8 @@ def cli(verbose: bool):
 
 
 # ---------------------------------------------------------------- shared options
-_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv")   # features.datasets.DATASETS
+_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv",   # features.datasets.DATASETS
+             "bundle")
 
 
 def _label_options(fn=None, *, required: bool = True):
@@ -71,6 +72,9 @@ def _label_options(fn=None, *, required: bool = True):
                      help="Seed of the validation draw."),
         click.option("--allow-missing", is_flag=True,
                      help="Label the listed videos that have features, skip the others."),
+        click.option("--labels", type=click.Path(), default=None,
+                     help="id,name CSV naming the label ids of a reference bundle (built in "
+                          "for ucf-crime, xd-violence, shanghaitech; needed for bundle)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -113,7 +117,8 @@ def _wait_option(fn):
 @_wait_option
 @user_errors
 def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers, scheduler,
-            dataset, annotations, val_fraction, seed, allow_missing, wait):
+            dataset, annotations, val_fraction, seed, allow_missing, wait,
+            labels):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
     With --dataset and --annotations the stored videos are labelled at the end (as
@@ -126,7 +131,7 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
         raise UserError("--dataset and --annotations go together; give both or neither")
     if dataset:
         from features.datasets import read_annotations
-        read_annotations(dataset, annotations)
+        read_annotations(dataset, annotations, labels)
     out = out or paths.default_features()
     with store_lock(out, "extract", wait=wait):        # extract then label: no writer between
         result = extract_videos(videos_dir, out=out, model=model, stride=stride,
@@ -137,7 +142,7 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
             from features.datasets import label_store
             click.echo(str(label_store(result.out, dataset, annotations,
                                        val_fraction=val_fraction, seed=seed,
-                                       allow_missing=allow_missing)))
+                                       allow_missing=allow_missing, labels=labels)))
     sys.exit(1 if result.failed else 0)
 
 
@@ -158,13 +163,14 @@ def info(features_file):
 @_label_options
 @_wait_option
 @user_errors
-def label(features_file, dataset, annotations, val_fraction, seed, allow_missing, wait):
+def label(features_file, dataset, annotations, val_fraction, seed, allow_missing, wait,
+          labels):
     """Attach split, class and anomalous intervals from a dataset's annotations to a feature file."""
     from features.datasets import label_store
 
     summary = label_store(features_file or paths.default_features(), dataset, annotations,
                           val_fraction=val_fraction, seed=seed, allow_missing=allow_missing,
-                          wait=wait)
+                          wait=wait, labels=labels)
     click.echo(str(summary))
 
 
@@ -187,13 +193,14 @@ def label(features_file, dataset, annotations, val_fraction, seed, allow_missing
 @_wait_option
 @user_errors
 def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction, seed,
-            allow_missing, wait):
+            allow_missing, wait, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
     from features.datasets import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
                              stride=stride, fps=fps, val_fraction=val_fraction, seed=seed,
-                             allow_missing=allow_missing, wait=wait)
+                             allow_missing=allow_missing, wait=wait,
+                             labels=labels)
     click.echo(result.summary())
 
 
@@ -222,9 +229,13 @@ def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, v
 @click.option("--out", type=click.Path(), default=None,
               help="Runs folder [default: pipeline_out/runs].")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N [default: auto].")
+@click.option("--protocol", type=click.Choice(["validated", "reference"]), default=None,
+              help="validated: select the best epoch on validation videos (ours); reference: "
+                   "the reference's protocol (all training videos, per-epoch schedule, last "
+                   "epoch kept) [default: validated].")
 @user_errors
 def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, scheduler,
-          workers, out, device):
+          workers, out, device, protocol):
     """Train AnomalyCLIP on a feature file; select checkpoints on the validation split."""
     from train.config import parse_set
     from train.stage import parse_seeds, parse_sweep, train as train_stage
@@ -232,7 +243,8 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
     summary = train_stage(features, preset=preset, config_file=config_file,
                           settings=parse_set(settings), epochs=epochs, seed=seed,
                           seeds=parse_seeds(seeds), sweep=parse_sweep(sweep),
-                          scheduler=scheduler, out=out, device=device, workers=workers)
+                          scheduler=scheduler, out=out, device=device, workers=workers,
+                          protocol=protocol)
     click.echo(summary.format())
     sys.exit(1 if (summary.table["status"] != "ok").any() else 0)
 

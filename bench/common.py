@@ -18,6 +18,15 @@ from features.tiny_clip import make_random_vit_b16, make_tiny_clip  # noqa: E402
 OUT = Path(__file__).resolve().parent / "out"   # ignored by git: clips, stores, models, JSON
 
 
+def status_mib(key: str = "VmRSS") -> float:
+    """A memory line of /proc/self/status in MiB: VmRSS (resident now), VmHWM (its peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def model_path(name: str) -> str:
     """``tiny`` / ``free`` (width 16, one layer: a near-free encoder) / ``vit-b-16`` (random
     weights, written once under bench/out) or as given."""

@@ -31,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import status_mib                                   # noqa: E402
 from bench.train_io import OUT, bench_store, model_path              # noqa: E402
 from features.clip_loader import resolve_device                      # noqa: E402
 from features.store import open_store                                # noqa: E402
@@ -40,14 +41,6 @@ from train.inference import predict_videos                           # noqa: E40
 from train.run import initial_model, make_loader, make_optimizer, train_step  # noqa: E402
 from train.splits import training_split                              # noqa: E402
 from train.windows import MemoryRows                                 # noqa: E402
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main():
@@ -81,7 +74,7 @@ def main():
     batches.set_epoch(1)
     it = iter(loader)
     model.train()
-    rss_before = rss_mib()
+    rss_before = status_mib("VmRSS")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     train_step(model, optimizer, schedule, *next(it), config, generator)      # warm-up

@@ -159,7 +159,7 @@ def sh_mask(n: int, runs) -> np.ndarray:
 
 
 def sh_files(folder: Path, class_map: str | None = "video,class_name\n01_0014,Running\n"
-             "03_0031,Chasing\n01_0015,Running\n05_0017,Throwing_object\n") -> Path:
+             "03_0031,Chasing\n01_0015,Running\n05_0017,Throwing Object\n") -> Path:
     write(folder / "SH_Train.txt", "\n".join(SH_TRAIN) + "\n")
     write(folder / "SH_Test.txt", "\n".join(f"{v}.avi" for v in SH_TEST) + "\n")
     masks = folder / "test_frame_mask"

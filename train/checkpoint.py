@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from features.errors import UserError
 from features.store import atomic_write
 
+from .config import TEMPORAL_MODELS
 from .model import AnomalyCLIP
 
 FORMAT = "anomalyclip-run"
@@ -39,8 +40,8 @@ def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -
              if not k.startswith(FROZEN_TOWER)}
     atomic_write(run_dir / WEIGHTS, lambda p: save_file(state, str(p), metadata={
         "format": FORMAT, "class_names": json.dumps(model.class_names)}))
-    body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config},
-                      indent=2, default=str)
+    body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config,
+                       "temporal": model.temporal.kind}, indent=2, default=str)
     atomic_write(run_dir / CONFIG, lambda p: p.write_text(body + "\n"))
 
 
@@ -75,6 +76,8 @@ def check_run_config(cfg: dict, path: Path) -> None:
         bad(f"concat_selector={cfg['concat_selector']!r} must be true or false")
     if cfg["width"] % cfg["heads"]:
         bad(f"width={cfg['width']} is not a multiple of heads={cfg['heads']}")
+    if cfg.get("temporal", "residual") not in TEMPORAL_MODELS:
+        bad(f"temporal={cfg['temporal']!r} must be one of {', '.join(TEMPORAL_MODELS)}")
     settings = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
     for key in ("num_segments", "seg_length", "width", "depth", "heads", "concat_selector"):
         if key in settings and settings[key] != cfg[key]:
@@ -91,10 +94,33 @@ def check_run_config(cfg: dict, path: Path) -> None:
 
 
 def build_model(cfg: dict) -> AnomalyCLIP:
-    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says."""
+    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says (runs
+    written before the temporal model was a setting used the residual one)."""
     return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["feature_dim"],
                        cfg["num_segments"], cfg["seg_length"], cfg["width"], cfg["depth"],
-                       cfg["heads"], cfg["concat_selector"])
+                       cfg["heads"], cfg["concat_selector"],
+                       temporal=cfg.get("temporal", "residual"))
+
+
+def upgrade_state(state: dict, cfg: dict) -> dict:
+    """Weights of a run written before the temporal model was a setting, renamed to today's
+    layout: one fused ``qkv`` projection became ``q`` and ``kv`` (the same rows), the conv
+    feed-forward's ``net.0.norm`` / ``net.1`` / ``net.3`` became ``norm`` / ``conv.0`` /
+    ``conv.2``. Runs that record ``temporal`` are returned unchanged."""
+    if "temporal" in cfg:
+        return state
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".qkv.weight"):
+            width = value.shape[1]
+            out[key.replace(".qkv.", ".q.")] = value[:width]
+            out[key.replace(".qkv.", ".kv.")] = value[width:]
+            continue
+        for old, new in ((".ff.net.0.norm.", ".ff.norm."), (".ff.net.1.", ".ff.conv.0."),
+                         (".ff.net.3.", ".ff.conv.2.")):
+            key = key.replace(old, new)
+        out[key] = value
+    return out
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
@@ -123,7 +149,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         raise UserError(f"{run_dir / CONFIG}: class_names {cfg['class_names']} differ from the "
                         f"weights' {json.loads(saved_names)}; restore the file or train the run "
                         "again")
-    state = {k: v for k, v in weights.items() if not k.startswith("prompt_learner.")}
+    state = upgrade_state({k: v for k, v in weights.items()
+                           if not k.startswith("prompt_learner.")}, cfg)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

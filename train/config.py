@@ -20,12 +20,18 @@ from .presets import get_preset
 
 SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
 CACHE_MODES = ("auto", "memory", "hdf5")
+TEMPORAL_MODELS = ("reversible", "residual")    # train.temporal builds them
+PROTOCOLS = ("validated", "reference")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str | None = None
-    # -- model (METHOD.md, Model) -------------------------------------------------------
+    # validated: carve validation, select the best epoch, per-step schedule (ours);
+    # reference: the reference's protocol (train.protocol)
+    protocol: str = "validated"
+    # -- model (docs/method.md, Model) --------------------------------------------------
+    temporal: str = "reversible"      # the reference's model; residual: the earlier one
     num_segments: int = 32            # N: segments per window
     seg_length: int = 16              # L: consecutive frames (store rows) per segment
     width: int = 256                  # E: temporal model width
@@ -34,7 +40,7 @@ class TrainConfig:
     concat_selector: bool = False     # temporal input [S, x - m] instead of x - m
     n_ctx: int = 8                    # learnable CoOp context vectors per class
     ctx_init_std: float = 0.02
-    # -- MIL selection and losses (METHOD.md, Training) ---------------------------------
+    # -- MIL selection and losses (docs/method.md, Training) ----------------------------
     topk: int = 3                     # k of top-k / bottom-k segments
     keep_prob: float = 0.3            # a segment can be selected with this probability
     lambda_dir_abn: float = 1.0
@@ -211,6 +217,10 @@ def validate(config: TrainConfig) -> None:
     if config.select_metric not in SELECT_METRICS:
         raise UserError(f"setting select_metric={config.select_metric}: choose one of "
                         f"{', '.join(SELECT_METRICS)}")
+    for key, choices in (("temporal", TEMPORAL_MODELS), ("protocol", PROTOCOLS)):
+        if getattr(config, key) not in choices:
+            raise UserError(f"setting {key}={getattr(config, key)}: choose one of "
+                            f"{', '.join(choices)}")
     if config.cache not in CACHE_MODES:
         raise UserError(f"setting cache={config.cache}: choose one of {', '.join(CACHE_MODES)}")
     if config.lr <= 0 or config.warmup_epochs < 0 or config.weight_decay < 0:

@@ -33,14 +33,16 @@ from .losses import TERMS, anomaly_clip_loss
 from .model import AnomalyCLIP
 from .presets import check_classes, get_preset
 from .prompts import PromptLearner, load_text_tower
+from .protocol import reference_lr_factor, run_split, steps_per_epoch
 from .report import plot_losses
-from .splits import Split, training_split
+from .splits import Split
 from .validate import metric_suffix, score_split, uses_video_labels
 from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits_in_memory,
                       rows_bytes, window_loader)
 
 log = logging.getLogger("pipeline")
 RESULT = "result.json"
+LAST_EPOCH = "last_epoch"          # select_metric of a run without validation: no selection
 _CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
@@ -99,7 +101,8 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
     prompts = PromptLearner(tower, split.class_names, config.n_ctx, config.ctx_init_std)
     return AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
                        config.num_segments, config.seg_length, config.width, config.depth,
-                       config.heads, config.concat_selector, centroid, prompts).to(device)
+                       config.heads, config.concat_selector, centroid, prompts,
+                       temporal=config.temporal).to(device)
 
 
 def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
@@ -114,7 +117,7 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     with open_store(features) as store:
-        split = training_split(store, config.val_fraction, config.val_seed)
+        split = run_split(store, config)
         _check_store(store, config, split)
         model = initial_model(store, split, config, device)
         train_src, val_src = make_sources(store, split, config, progress, memory_share)
@@ -161,7 +164,8 @@ def make_loader(split: Split, source, config: TrainConfig, device: torch.device)
     abnormal = [i for i, c in enumerate(class_index) if c != split.normal_index]
     normal = [i for i, c in enumerate(class_index) if c == split.normal_index]
     half = config.batch_size // 2
-    steps = config.steps_per_epoch or math.ceil(max(len(abnormal), len(normal)) / half)
+    steps = config.steps_per_epoch or steps_per_epoch(len(abnormal), len(normal), half,
+                                                      config.protocol)
     workers = config.loader_workers
     if workers is None:
         workers = 4 if device.type == "cuda" and isinstance(source, HDF5Rows) else 0
@@ -186,13 +190,18 @@ def train_step(model: AnomalyCLIP, optimizer, schedule, x: torch.Tensor, y: torc
     return terms
 
 
-def make_optimizer(model: AnomalyCLIP, config: TrainConfig, steps_per_epoch: int):
-    """AdamW on the trainable parameters; linear warm-up then cosine decay, per step."""
+def make_optimizer(model: AnomalyCLIP, config: TrainConfig, steps: int):
+    """AdamW on the trainable parameters; linear warm-up then cosine decay, per step (or per
+    epoch under the reference protocol: train.protocol). ``steps``: steps per epoch."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, steps_per_epoch, config.warmup_epochs, config.epochs))
-    return optimizer, schedule
+    if config.protocol == "reference":
+        def factor(s):
+            return reference_lr_factor(s // steps, config.warmup_epochs, config.epochs)
+    else:
+        def factor(s):
+            return lr_factor(s, steps, config.warmup_epochs, config.epochs)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
@@ -205,13 +214,14 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     optimizer, schedule = make_optimizer(model, config, steps)
     generator = torch.Generator().manual_seed(config.seed)
     video_level = uses_video_labels(split.val, split.normal_class) if len(split.val) else False
-    key = select_key(config.select_metric, video_level)
+    key = select_key(config.select_metric, video_level) if len(split.val) else LAST_EPOCH
     run_config = {
         **store_info, "class_names": split.class_names, "normal_class": split.normal_class,
         "normal_index": split.normal_index, "num_segments": config.num_segments,
         "seg_length": config.seg_length, "width": config.width, "depth": config.depth,
         "heads": config.heads, "concat_selector": config.concat_selector,
         "preset": config.preset, "seed": config.seed, "config": config.to_dict(),
+        "protocol": config.protocol,
         "val_source": split.val_source, "val_videos": list(split.val["video_id"]),
         "val_labels": "video-level" if video_level else "intervals",
         "select_metric": key, "torch_version": torch.__version__, "device": str(device),
@@ -234,6 +244,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         model.train()
         batches.set_epoch(epoch)
         sums = dict.fromkeys(("loss",) + TERMS, 0.0)
+        lr = optimizer.param_groups[0]["lr"]          # at the epoch's first step
         for x, y in loader:
             terms = train_step(model, optimizer, schedule, x, y, config, generator)
             value = sum(terms.values())
@@ -243,7 +254,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
                 sums[k] += v
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", **last_val)
-        row = {"epoch": epoch, "step": epoch * steps, "lr": optimizer.param_groups[0]["lr"],
+        row = {"epoch": epoch, "step": epoch * steps, "lr": lr,
                **{k: v / steps for k, v in sums.items()}}
         improved = False
         if len(split.val) and (epoch % config.val_every == 0 or epoch == config.epochs):
@@ -272,7 +283,10 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
                                     "metrics": _finite(metrics)}, out_dir)
     bar.close()
     if not len(split.val):                       # no validation: keep the last epoch
-        log.warning("no validation videos: keeping the last epoch (not selected)")
+        if config.protocol == "reference":
+            log.info("protocol reference: keeping the last epoch")
+        else:
+            log.warning("no validation videos: keeping the last epoch (not selected)")
         save_checkpoint(model, {**run_config, "best_epoch": None, "metrics": {}}, out_dir)
     frame = pd.DataFrame(history)
     plot_losses(frame, step_losses, out_dir / "loss.png", f"val_{key}")

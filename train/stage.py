@@ -17,7 +17,7 @@ from features.store import open_store
 from . import resume
 from .config import FIELDS, TrainConfig, build_config, coerce, read_value
 from .presets import PRESETS, check_classes, get_preset
-from .splits import training_split
+from .protocol import run_split
 from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
 
 log = logging.getLogger("pipeline")
@@ -36,7 +36,8 @@ class TrainSummary:
         lines = [self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
         lines.append(f"summary: {self.summary_path}")
         lines.append(f"best run: {self.best_run}" if self.best_run else
-                     "best run: none (no run finished with validation metrics)")
+                     "best run: none (runs without validation, e.g. --protocol reference, are "
+                     "not ranked against each other; score one with --checkpoint RUN_DIR)")
         return "\n".join(lines)
 
 
@@ -77,7 +78,7 @@ def _infer_preset(store) -> str | None:
 def preflight(features: Path, config: TrainConfig) -> None:
     """Label and preset checks before any run starts (one clear line on failure)."""
     with open_store(features) as store:
-        split = training_split(store, config.val_fraction, config.val_seed)
+        split = run_split(store, config)
         if config.preset:
             check_classes(get_preset(config.preset), split.class_names, store.path)
 
@@ -86,16 +87,18 @@ def train(features=None, preset: str | None = None, config_file=None,
           settings: dict | None = None, epochs: int | None = None, seed: int | None = None,
           seeds=None, sweep: dict | None = None, scheduler: str | None = None, out=None,
           device: str | None = None, workers: int | None = None, retries: int = 1,
-          progress: bool = True) -> TrainSummary:
+          progress: bool = True, protocol: str | None = None) -> TrainSummary:
     """Train one run (``seed``) or many (``seeds`` x ``sweep`` grid on Dask) from ``features``.
 
     Runs go to ``out/<run name>/``; ``out/summary.csv`` gets one row per run with its best
-    validation metrics and marks the best run.
+    validation metrics and marks the best run. ``protocol``: ``validated`` (default) or
+    ``reference`` (:mod:`train.protocol`).
     """
     features = Path(features or paths.default_features())
     out = paths.writable_dir(out or paths.default_runs(), "--out" if out else None)
     overrides = dict(settings or {})
-    for key, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+    for key, value in (("epochs", epochs), ("seed", seed), ("device", device),
+                       ("protocol", protocol)):
         if value is not None:
             overrides[key] = value
     if preset is None and "preset" not in overrides:

@@ -223,9 +223,11 @@ class ImportResult:
 def import_features(features_dir: str | Path, dataset: str, annotations: str | Path, model: str,
                     out: str | Path | None = None, crop: str | int = "mean", stride: int = 1,
                     fps: float = DEFAULT_FPS, val_fraction: float = 0.2, seed: int = 0,
-                    allow_missing: bool = False, wait: bool = False) -> ImportResult:
+                    allow_missing: bool = False, wait: bool = False,
+                    labels: str | Path | None = None) -> ImportResult:
     """Write the .npy features under ``features_dir`` into the store ``out`` (default
-    pipeline_out/features.h5), labelled from ``annotations``, marked source=imported.
+    pipeline_out/features.h5), labelled from ``annotations`` (``labels``: id,name CSV of a
+    reference bundle's label ids), marked source=imported.
     Another process writing ``out`` is an error naming it, or with ``wait`` awaited."""
     out = Path(out) if out is not None else default_features()
     crop = parse_crop(crop)
@@ -235,12 +237,12 @@ def import_features(features_dir: str | Path, dataset: str, annotations: str | P
     files = scan_features(features_dir)
     with store_lock(out, "import", wait=wait):
         return _import_locked(files, features_dir, dataset, annotations, model, out, crop,
-                              stride, fps, val_fraction, seed, allow_missing)
+                              stride, fps, val_fraction, seed, allow_missing, labels)
 
 
 def _import_locked(files: list[FeatureFile], features_dir, dataset, annotations, model: str,
                    out: Path, crop, stride: int, fps: float, val_fraction: float, seed: int,
-                   allow_missing: bool) -> ImportResult:
+                   allow_missing: bool, labels=None) -> ImportResult:
     dim, n_crops = files[0].dim, files[0].n_crops
     if isinstance(crop, int) and crop >= n_crops:
         raise UserError(f"--crop {crop}: the features have {n_crops} crop(s) "
@@ -257,7 +259,7 @@ def _import_locked(files: list[FeatureFile], features_dir, dataset, annotations,
         "video_id": [f.video_id for f in new],
         "n_frames": [f.n_rows * stride for f in new]})], ignore_index=True)
 
-    ann = read_annotations(dataset, annotations)
+    ann = read_annotations(dataset, annotations, labels)
     plan = plan_labels(ann, videos, out, val_fraction, seed, allow_missing)
     sha, revision = _model_fingerprint(model, dim)
 

@@ -19,7 +19,7 @@ from ..labels import write_labels
 from ..lock import store_lock
 from ..safe_write import storage_error
 from ..store import NORMAL_CLASS, SPLITS, open_store
-from . import csv_manifest, shanghaitech, ucf_crime, xd_violence
+from . import csv_manifest, reference_bundle, shanghaitech, ucf_crime, xd_violence
 from .base import Annotations, first_names, video_key
 from .validation import carve_validation, check_fraction
 
@@ -27,17 +27,27 @@ log = logging.getLogger("pipeline")
 
 READERS = {ucf_crime.NAME: ucf_crime.read, xd_violence.NAME: xd_violence.read,
            shanghaitech.NAME: shanghaitech.read, csv_manifest.NAME: csv_manifest.read}
-DATASETS = tuple(READERS)
+DATASETS = tuple(READERS) + (reference_bundle.NAME,)
 
 
-def read_annotations(dataset: str, annotations: str | Path) -> Annotations:
-    """Parse ``annotations`` (file or folder) with the adapter of ``dataset``."""
-    if dataset not in READERS:
+def read_annotations(dataset: str, annotations: str | Path,
+                     labels: str | Path | None = None) -> Annotations:
+    """Parse ``annotations`` (file or folder) with the adapter of ``dataset``; a folder in
+    the reference's bundle layout is read as such (:mod:`.reference_bundle`), its label ids
+    named by ``labels`` (an id,name CSV) or the dataset's built-in table."""
+    if dataset not in DATASETS:
         raise UserError(f"--dataset {dataset}: unknown dataset; use one of {', '.join(DATASETS)}")
     path = Path(annotations).expanduser()
     if not path.exists():
         raise UserError(f"{path}: no such annotations file or folder; pass --annotations with "
                         "the dataset's official files (see README, Datasets)")
+    if dataset == reference_bundle.NAME or (dataset in reference_bundle.LABEL_TABLES
+                                            and reference_bundle.detect(path)):
+        return reference_bundle.read(path, dataset, labels)
+    if labels is not None:
+        raise UserError(f"--labels {labels}: label ids are read only from the reference bundle "
+                        f"layout (Annotations/Anomaly_Train_Abnormal.txt ...), not found under "
+                        f"{path}; drop --labels")
     return READERS[dataset](path)
 
 
@@ -190,15 +200,16 @@ def apply_plan(store_path: Path, ann: Annotations, plan: LabelPlan, val_fraction
 
 def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
                 val_fraction: float = 0.2, seed: int = 0, allow_missing: bool = False,
-                wait: bool = False) -> LabelSummary:
+                wait: bool = False, labels: str | Path | None = None) -> LabelSummary:
     """Attach ``dataset`` labels read from ``annotations`` to the store at ``store_path``:
     split (train/val/test), class_name, label, intervals. Returns a printable summary.
+    ``labels``: id,name CSV of a reference bundle's label ids (:func:`read_annotations`).
 
     Another process writing the store is an error naming it, or with ``wait`` awaited."""
     store_path = Path(store_path)
     check_fraction(val_fraction)
     open_store(store_path).close()                   # a clear error before taking the lock
-    ann = read_annotations(dataset, annotations)
+    ann = read_annotations(dataset, annotations, labels)
     with store_lock(store_path, "label", wait=wait):
         return _label_locked(store_path, ann, val_fraction, seed, allow_missing)
 
