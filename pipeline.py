@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 
 import click
@@ -28,11 +29,11 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {' '.join(str(err).split())}", err=True)   # one line, always
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished work is kept; run the same command again to "
-                       "go on", err=True)
+        except KeyboardInterrupt as err:     # a stage may say what it kept (train: epochs)
+            click.echo(f"interrupted: {err}" if str(err) else "interrupted: finished work is "
+                       "kept; run the same command again to go on", err=True)
             sys.exit(130)
     return wrapper
 
@@ -51,7 +52,8 @@ def cli(verbose: bool):
 
 
 # ---------------------------------------------------------------- shared options
-_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv")   # features.datasets.DATASETS
+_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv",   # features.datasets.DATASETS
+             "bundle")
 
 
 def _label_options(fn=None, *, required: bool = True):
@@ -70,10 +72,20 @@ def _label_options(fn=None, *, required: bool = True):
                      help="Seed of the validation draw."),
         click.option("--allow-missing", is_flag=True,
                      help="Label the listed videos that have features, skip the others."),
+        click.option("--labels", type=click.Path(), default=None,
+                     help="id,name CSV naming the label ids of a reference bundle (built in "
+                          "for ucf-crime, xd-violence, shanghaitech; needed for bundle)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _wait_option(fn):
+    """--wait, shared by the commands that write a feature file (one writer at a time)."""
+    return click.option("--wait", is_flag=True,
+                        help="If another run is writing the feature file, wait for it to "
+                             "finish instead of stopping with an error.")(fn)
 
 
 
@@ -90,36 +102,47 @@ def _label_options(fn=None, *, required: bool = True):
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Frames per encoder batch [default: 256 on CUDA, 64 on CPU].")
 @click.option("--device", default="auto", show_default=True,
-              help="auto | cpu | cuda | cuda:N.")
+              help="auto | cpu | cuda | cuda:N | cuda:0,cuda:2: one encoder per GPU named "
+                   "(auto and cuda: every GPU, else the CPU).")
+@click.option("--decoder", type=click.Choice(["auto", "cpu", "nvdec"]), default="auto",
+              show_default=True,
+              help="Video decoder: nvdec = the GPU's (videos it refuses fall back to the CPU); "
+                   "auto = nvdec when encoding on a GPU.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Videos decoded in parallel, one ffmpeg process each [default: CPU cores].")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler: one task per video on that cluster (shared filesystem). "
                    "[default: run here, no cluster]")
 @_label_options(required=False)
+@_wait_option
 @user_errors
-def extract(videos_dir, out, model, stride, batch_size, device, workers, scheduler, dataset,
-            annotations, val_fraction, seed, allow_missing):
+def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers, scheduler,
+            dataset, annotations, val_fraction, seed, allow_missing, wait,
+            labels):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
     With --dataset and --annotations the stored videos are labelled at the end (as
     `pipeline label` does); the annotations are read first, so a bad line fails at once.
     """
     from extract import extract_videos
+    from features.lock import store_lock
 
     if (dataset is None) != (annotations is None):
         raise UserError("--dataset and --annotations go together; give both or neither")
     if dataset:
         from features.datasets import read_annotations
-        read_annotations(dataset, annotations)
-    result = extract_videos(videos_dir, out=out, model=model, stride=stride,
-                            batch_size=batch_size, device=device, workers=workers,
-                            scheduler=scheduler)
-    click.echo(result.summary())
-    if dataset:
-        from features.datasets import label_store
-        click.echo(str(label_store(result.out, dataset, annotations, val_fraction=val_fraction,
-                                   seed=seed, allow_missing=allow_missing)))
+        read_annotations(dataset, annotations, labels)
+    out = out or paths.default_features()
+    with store_lock(out, "extract", wait=wait):        # extract then label: no writer between
+        result = extract_videos(videos_dir, out=out, model=model, stride=stride,
+                                batch_size=batch_size, device=device, workers=workers,
+                                scheduler=scheduler, decoder=decoder)
+        click.echo(result.summary())
+        if dataset:
+            from features.datasets import label_store
+            click.echo(str(label_store(result.out, dataset, annotations,
+                                       val_fraction=val_fraction, seed=seed,
+                                       allow_missing=allow_missing, labels=labels)))
     sys.exit(1 if result.failed else 0)
 
 
@@ -138,13 +161,16 @@ def info(features_file):
 @cli.command()
 @click.argument("features_file", type=click.Path(), required=False)
 @_label_options
+@_wait_option
 @user_errors
-def label(features_file, dataset, annotations, val_fraction, seed, allow_missing):
+def label(features_file, dataset, annotations, val_fraction, seed, allow_missing, wait,
+          labels):
     """Attach split, class and anomalous intervals from a dataset's annotations to a feature file."""
     from features.datasets import label_store
 
     summary = label_store(features_file or paths.default_features(), dataset, annotations,
-                          val_fraction=val_fraction, seed=seed, allow_missing=allow_missing)
+                          val_fraction=val_fraction, seed=seed, allow_missing=allow_missing,
+                          wait=wait, labels=labels)
     click.echo(str(summary))
 
 
@@ -164,15 +190,17 @@ def label(features_file, dataset, annotations, val_fraction, seed, allow_missing
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, help="Frame rate assumed for timestamps (not in a .npy).")
 @_label_options
+@_wait_option
 @user_errors
 def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction, seed,
-            allow_missing):
+            allow_missing, wait, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
     from features.datasets import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
                              stride=stride, fps=fps, val_fraction=val_fraction, seed=seed,
-                             allow_missing=allow_missing)
+                             allow_missing=allow_missing, wait=wait,
+                             labels=labels)
     click.echo(result.summary())
 
 
@@ -203,9 +231,13 @@ def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, v
 @click.option("--out", type=click.Path(), default=None,
               help="Runs folder [default: pipeline_out/runs].")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N [default: auto].")
+@click.option("--protocol", type=click.Choice(["validated", "reference"]), default=None,
+              help="validated: select the best epoch on validation videos (ours); reference: "
+                   "the reference's protocol (all training videos, per-epoch schedule, last "
+                   "epoch kept) [default: validated].")
 @user_errors
 def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, scheduler,
-          workers, out, device):
+          workers, out, device, protocol):
     """Train AnomalyCLIP on a feature file; select checkpoints on the validation split."""
     from train.config import parse_set
     from train.stage import parse_seeds, parse_sweep, train as train_stage
@@ -213,7 +245,8 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
     summary = train_stage(features, preset=preset, config_file=config_file,
                           settings=parse_set(settings), epochs=epochs, seed=seed,
                           seeds=parse_seeds(seeds), sweep=parse_sweep(sweep),
-                          scheduler=scheduler, out=out, device=device, workers=workers)
+                          scheduler=scheduler, out=out, device=device, workers=workers,
+                          protocol=protocol)
     click.echo(summary.format())
     sys.exit(1 if (summary.table["status"] != "ok").any() else 0)
 
@@ -268,7 +301,10 @@ def demo(workdir, model, device, seed):
 
 
 def main():
-    cli()
+    try:
+        cli()
+    finally:              # the command is over: a late Ctrl-C has nothing left to stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

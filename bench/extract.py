@@ -1,11 +1,12 @@
 """Stage-one throughput, measured side by side in one run (this machine is noisy).
 
 Prints, for one model on the same generated clips:
-  decode   ffmpeg-only decode + resize/crop frames/s, all videos decoded in parallel
-           (one single-threaded ffmpeg per worker), no encoding
+  decode   decode + resize/crop frames/s as stage one reads them (CPU decoder, frames into
+           Python), all videos decoded in parallel (one single-threaded ffmpeg per
+           worker), no encoding
   encode   bare encoder frames/s on pre-decoded 224x224 frames (same model, batch, device)
   pipeline extract_videos frames/s (decode + encode phase; model load and merge excluded,
-           both also printed)
+           both also printed); with --decoders cpu,nvdec once per decoder
   naive    the loop most peer code runs: full-resolution frames from ffmpeg, PIL resize +
            crop each frame, encode one batch at a time, sequentially
   ratios   pipeline / encode, pipeline / limit (CPU: 1 / (1/decode + 1/encode), decode and
@@ -27,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,30 +38,7 @@ from extract.encode import FrameEncoder, default_batch_size            # noqa: E
 from extract.ffmpeg_bin import ffmpeg_exe                              # noqa: E402
 from extract.probe import probe                                        # noqa: E402
 from features.clip_loader import CLIP_MEAN, CLIP_STD, load_clip        # noqa: E402
-from bench.common import OUT, model_path                                 # noqa: E402
-
-def make_clips(n: int, seconds: float, size: str, rate: int) -> list[Path]:
-    folder = OUT / f"clips_{n}x{seconds:g}s_{size}_{rate}fps"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"clip{i:02d}.mp4" for i in range(n)]
-
-    def make(i):
-        p = paths[i]
-        if not p.exists():
-            src = ["testsrc2", "testsrc", "smptehdbars"][i % 3]
-            tmp = p.with_name("tmp_" + p.name)
-            subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                            f"{src}=size={size}:rate={rate}:duration={seconds}", "-f", "lavfi",
-                            "-i", f"sine=frequency={300 + 50 * i}:duration={seconds}",
-                            "-c:v", "libx264", "-preset", "veryfast", "-threads", "1",
-                            "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(tmp)],
-                           check=True)
-            tmp.replace(p)
-
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        list(pool.map(make, range(n)))
-    return paths
-
+from bench.common import OUT, make_clips, model_path                     # noqa: E402
 
 def bench_decode(clips: list[Path], workers: int) -> float:
     infos = [probe(str(p)) for p in clips]
@@ -76,31 +55,33 @@ def bench_decode(clips: list[Path], workers: int) -> float:
     return frames / (time.perf_counter() - t)
 
 
-def predecoded(clip: Path, n: int) -> np.ndarray:
+def predecoded(clip: Path, n: int):
+    """The first ``n`` frames (YUV, as the decoder gives them) and their colour."""
     chunks = []
-    for chunk in FrameStream(str(clip), probe(str(clip))):
-        chunks.append(chunk.frames)
+    stream = FrameStream(str(clip), probe(str(clip)))
+    for chunk in stream:
+        chunks.append(chunk.frames.clone())
         if sum(len(c) for c in chunks) >= n:
             break
-    return np.concatenate(chunks)[:n]
+    stream.close()
+    return torch.cat(chunks)[:n], stream.colour
 
 
-def bench_encode(encoder: FrameEncoder, frames: np.ndarray, repeats: int = 1) -> float:
+def bench_encode(encoder: FrameEncoder, frames, colour, repeats: int = 1) -> float:
     b = encoder.batch_size
-    encoder(frames[:b])                                   # warm-up
+    frames = frames.pin_memory() if encoder.device.type == "cuda" else frames
+    encoder(frames[:b], colour)                           # warm-up
     t = time.perf_counter()
     for _ in range(repeats):
         for i in range(0, len(frames), b):
-            encoder(frames[i:i + b])
+            encoder(frames[i:i + b], colour)
     if encoder.device.type == "cuda":
-        import torch
         torch.cuda.synchronize()
     return repeats * len(frames) / (time.perf_counter() - t)
 
 
 def bench_naive(clips: list[Path], clip, batch: int, max_frames: int) -> float:
     """Full-resolution decode, PIL resize/crop per frame, encode per batch, sequential."""
-    import torch
     from PIL import Image
 
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
@@ -137,7 +118,6 @@ def bench_naive(clips: list[Path], clip, batch: int, max_frames: int) -> float:
 
 
 def _encode_naive(clip, imgs, mean, std):
-    import torch
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
     x = ((x - mean) / std).to(clip.device, clip.dtype)
     with torch.inference_mode():
@@ -156,6 +136,8 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--naive-frames", type=int, default=None,
                     help="frames for the naive loop (default: all of the clips)")
+    ap.add_argument("--decoders", default="auto",
+                    help="pipeline decoders, comma-separated: auto | cpu | nvdec")
     args = ap.parse_args()
 
     clips = make_clips(args.videos, args.seconds, args.size, args.rate)
@@ -166,15 +148,19 @@ def main():
     n_frames = sum(probe(str(p)).n_packets for p in clips)
 
     decode = bench_decode(clips, args.workers)
-    frames = predecoded(clips[0], min(n_frames, max(2 * batch, 256)))
+    frames, colour = predecoded(clips[0], min(n_frames, max(2 * batch, 256)))
     # the same frames several times on a GPU, so the timing spans thousands of frames
-    encode = bench_encode(encoder, frames, repeats=max(1, 8192 // len(frames))
+    encode = bench_encode(encoder, frames, colour, repeats=max(1, 8192 // len(frames))
                           if clip.device.type == "cuda" else 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        res = extract_videos(clips[0].parent, out=Path(tmp) / "bench.h5", model=model,
-                             batch_size=batch, device=args.device, workers=args.workers,
-                             progress=False)
-    assert res.rows == n_frames and not res.failed, res.summary()
+    pipelines = {}
+    for decoder in args.decoders.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            res = extract_videos(clips[0].parent, out=Path(tmp) / "bench.h5", model=model,
+                                 batch_size=batch, device=args.device, workers=args.workers,
+                                 progress=False, decoder=decoder)
+        assert res.rows == n_frames and not res.failed, res.summary()
+        pipelines[decoder] = res
+    res = next(iter(pipelines.values()))
     pipeline = res.fps
     naive = bench_naive(clips, clip, batch, args.naive_frames or n_frames)
     limit = min(decode, encode) if clip.device.type == "cuda" else 1 / (1 / decode + 1 / encode)
@@ -188,12 +174,17 @@ def main():
         "naive_fps": naive, "limit_fps": limit,
         "pipeline_over_encoder": pipeline / encode, "pipeline_over_limit": pipeline / limit,
         "pipeline_over_naive": pipeline / naive,
+        "pipeline_fps_by_decoder": {d: r.fps for d, r in pipelines.items()},
     }
     print(f"\nstage one throughput: {report['clips']}, model {args.model}, {clip.device} "
           f"{str(clip.dtype).replace('torch.', '')}, batch {batch}, {args.workers} decoders, "
           f"{os.cpu_count()} cores")
     for key in ("decode", "encode", "limit", "pipeline", "naive"):
         print(f"  {key:<10} {report[key + '_fps']:>10,.1f} frames/s")
+    if len(pipelines) > 1:
+        print("  pipeline by decoder: " + ", ".join(f"{d} {r.fps:,.1f} ({r.fps / encode:.2f} "
+                                                    "of the encoder)"
+                                                    for d, r in pipelines.items()))
     print(f"  pipeline wall time {res.seconds:.1f} s in all, {res.encode_seconds:.1f} s "
           "decode+encode")
     for key in ("pipeline_over_encoder", "pipeline_over_limit", "pipeline_over_naive"):

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.extract import OUT, make_clips, model_path  # noqa: E402
+from bench.common import OUT, make_clips, model_path  # noqa: E402
 
 CHILD = """
 import json, resource, sys

@@ -6,6 +6,8 @@ N x L rows), and validation costs in proportion to the rows scored, so this meas
   val       seconds per 1,000 validation rows scored (the inference procedure)
   memory    peak memory of training: CUDA max allocated, or process peak RSS on CPU, and the
             rise over the resident size before the first step
+  resume    seconds to write the resumable state after an epoch (train/resume.py), and
+            their share of an epoch at the target scale
 on the synthetic store of bench/train_io.py, and extrapolates to the preset's epochs at the
 target scale (default UCF-Crime: 1,600 training videos, mean 4,000 rows; 20% carved for
 validation):  total = epochs x (steps_per_epoch x step + val_rows x val).
@@ -29,22 +31,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import status_mib                                   # noqa: E402
 from bench.train_io import OUT, bench_store, model_path              # noqa: E402
 from features.clip_loader import resolve_device                      # noqa: E402
 from features.store import open_store                                # noqa: E402
+from train import resume                                             # noqa: E402
 from train.config import TrainConfig, build_config                   # noqa: E402
 from train.inference import predict_videos                           # noqa: E402
 from train.run import initial_model, make_loader, make_optimizer, train_step  # noqa: E402
 from train.splits import training_split                              # noqa: E402
 from train.windows import MemoryRows                                 # noqa: E402
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main():
@@ -78,7 +74,7 @@ def main():
     batches.set_epoch(1)
     it = iter(loader)
     model.train()
-    rss_before = rss_mib()
+    rss_before = status_mib("VmRSS")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     train_step(model, optimizer, schedule, *next(it), config, generator)      # warm-up
@@ -96,6 +92,14 @@ def main():
         peak = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "rise_over_start_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 - rss_before}
+    # the resumable state written after every epoch (train/resume.py), as training writes it
+    state_dir = OUT / "resume_state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    resume.save(state_dir, "bench", resume.Progress(epoch=1), model, optimizer, schedule,
+                generator)
+    save_s = time.perf_counter() - t
+    state_mib = (state_dir / resume.STATE).stat().st_size / 2**20
     model.eval()
     videos = [source.video(i) for i in range(min(args.val_videos, len(source.video_ids)))]
     rows = sum(len(v) for v in videos)
@@ -121,12 +125,15 @@ def main():
     print(f"  at {args.videos} videos x mean {args.mean_rows} rows: {steps_per_epoch} steps + "
           f"{val_rows:,.0f} val rows per epoch = {epoch_s / 60:.1f} min/epoch")
     print(f"  {epochs} epochs: {total_h:.1f} h")
+    print(f"  resume state per epoch   {save_s:8.2f} s   ({state_mib:.0f} MiB, fsynced): "
+          f"{save_s / epoch_s:.4f} of an epoch")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "train_time.json").write_text(json.dumps({
         **vars(args), "device": str(device), "step_s": step_s,
         "val_s_per_1000_rows": val_s_per_krow, **peak, "steps_per_epoch": steps_per_epoch,
         "epoch_s": epoch_s, "epochs": epochs, "total_h": total_h,
-        "threads": torch.get_num_threads()}, indent=2))
+        "threads": torch.get_num_threads(), "resume_save_s": save_s,
+        "resume_state_mib": state_mib}, indent=2))
 
 
 if __name__ == "__main__":

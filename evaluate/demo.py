@@ -9,8 +9,9 @@
 4. train one AnomalyCLIP run with small demo settings (short videos, tiny model);
 5. score the test split: frame table, metrics, per-video plots and ROC / PR curves.
 
-Everything goes to its own folder (default ``pipeline_out/demo``), never into the main
-feature file; re-running reuses what is there (videos, features, a finished run).
+Everything goes to its own folder (default ``pipeline_out/demo``), the tiny CLIP too
+(``models/tiny-clip``), never into the main feature file; re-running reuses what is there
+(videos, model, features, a finished run).
 """
 from __future__ import annotations
 
@@ -73,10 +74,14 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
     from features.datasets import label_store
     from features.tiny_clip import make_tiny_clip
     from train import train
+    from train.config import build_config
 
     from .score import score_split
 
-    workdir = Path(workdir) if workdir else paths.workdir() / "demo"
+    settings = dict(DEMO_SETTINGS, **({"epochs": epochs} if epochs else {}))
+    build_config(overrides={**settings, "seed": seed, "device": device})   # errors first
+    workdir = paths.writable_dir(workdir or paths.workdir() / "demo",
+                                 "--workdir" if workdir else None)
     videos, features = workdir / "samples", workdir / "features.h5"
     seconds: dict[str, float] = {}
 
@@ -86,7 +91,7 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
 
     t = time.perf_counter()
     if model is None:
-        model = str(make_tiny_clip(paths.default_tiny_clip()))
+        model = str(make_tiny_clip(workdir / "models" / "tiny-clip"))
         log.info("using the offline tiny CLIP (random weights) at %s", model)
     extracted = extract_videos(videos, out=features, model=model, device=device,
                                progress=progress)
@@ -97,7 +102,6 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
     seconds["extract"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    settings = dict(DEMO_SETTINGS, **({"epochs": epochs} if epochs else {}))
     trained = train(features, settings=settings, seed=seed, out=workdir / "runs",
                     device=device, progress=progress is not False)
     seconds["train"] = time.perf_counter() - t

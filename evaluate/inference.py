@@ -1,4 +1,4 @@
-"""Whole-video scores on native frames: the METHOD.md inference procedure plus alignment.
+"""Whole-video scores on native frames: the docs/method.md inference procedure plus alignment.
 
 A video's T stored rows are padded by wrap-around to a multiple of N*L, split into
 interleaved N x L grids that each span the whole video, scored with BatchNorm in eval mode
@@ -7,7 +7,7 @@ interleaved N x L grids that each span the whole video, scored with BatchNorm in
 what was selected on is what is scored. Then, at stride > 1, each row's scores are repeated
 over the native frames it stands for (row i: frames ``frame_index[i]`` up to the next
 row's), and the result must have exactly the stored native frame count ``n_frames``: a
-mismatch is an error naming the video, never a silent shift (METHOD.md, Evaluation).
+mismatch is an error naming the video, never a silent shift (docs/method.md, Evaluation).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Frame-level metrics of anomaly detection and recognition, each defined in its docstring.
 
-All of them are computed on the test frames of every video pooled together (METHOD.md,
+All of them are computed on the test frames of every video pooled together (docs/method.md,
 Evaluation). The binary ranking metrics are written here in numpy (one sort, cumulative
 counts at each distinct score) and checked against scikit-learn in
 ``tests/test_evaluate_metrics.py``. A metric that is undefined on the data given (ROC AUC

@@ -3,11 +3,15 @@
     score_split()                       # the default store, the best run, split "test"
     score_video("clip.mp4")             # extract it with the run's CLIP, score, find intervals
 
-Both write, under ``out`` (default ``pipeline_out/scores/<split or video>``)::
+Both write, under ``out`` (default ``pipeline_out/scores/<split>``, and
+``pipeline_out/scores/videos/<video name>`` for one video, so a video named ``test.mp4``
+never lands in the test split's folder); the files are written aside and moved in whole,
+and a re-scoring leaves none of the previous scoring's files behind (evaluate/outputs.py)::
 
     frame_scores.parquet   one row per native frame (evaluate/tables.py), .csv on request
     videos.csv             one row per video: truth, predicted class, peak score, intervals
-    metrics.json           the metric suite (evaluate/metrics.py), or why it was skipped
+    metrics.json           the metric suite (evaluate/metrics.py), or why it was skipped;
+                           ``files``: every file of this scoring
     per_class.csv          per anomaly class AUC / AP / video accuracy
     summary.png            ROC and precision-recall curves (when labels are known)
     plots/<video_id>.png   score curve, truth shaded, threshold, class probabilities
@@ -32,10 +36,11 @@ from . import metrics as M
 from . import plots, tables
 from .inference import FrameScores, score_videos
 from .intervals import Interval, find_intervals
+from .outputs import OutputFolder
 
 log = logging.getLogger("pipeline")
 THRESHOLD = 0.5
-VIDEOS = "videos.csv"
+VIDEOS = tables.VIDEOS
 
 
 @dataclass
@@ -237,31 +242,32 @@ def score_split(features=None, run=None, split: str = "test", out=None, csv: boo
         raise UserError(f"--split {split}: choose one of {', '.join(SPLITS)}, all")
     features = Path(features) if features else paths.default_features()
     run_dir, model, cfg = load_scoring_run(run, device)
-    out = Path(out) if out else paths.default_scores() / split
-    with open_store(features) as store:
-        notes = check_compatible(store, cfg, run_dir)
-        meta = _select(store, store.metadata(), split, cfg, notes)
-        out.mkdir(parents=True, exist_ok=True)
-        log.info("scoring %d videos of %s with %s", len(meta), features, run_dir)
-        frames, videos, _ = _score_meta(store, meta, model, cfg, out, plots_per_video, progress)
-    files = tables.write_table(frames, out, csv)
-    videos.to_csv(out / VIDEOS, index=False)
-    files.append(out / VIDEOS)
-    result_metrics, per_class = _metrics(frames, videos, meta, cfg, notes)
-    body = {"split": split, "features": str(features), "run": str(run_dir),
-            "threshold": THRESHOLD, "metrics": result_metrics, "notes": notes,
-            "per_class": per_class.to_dict("records") if per_class is not None else None}
-    files.append(tables.write_metrics(out / tables.METRICS, body))
-    if result_metrics is not None:
-        per_class.to_csv(out / tables.PER_CLASS, index=False)
-        files.append(out / tables.PER_CLASS)
-        labelled = frames[frames["label"].notna()]
-        if 0 < result_metrics["n_anomalous_frames"] < result_metrics["n_frames"]:
-            files.append(plots.summary_figure(
-                labelled["label"].to_numpy(int), labelled["p_anomaly"].to_numpy(),
-                result_metrics, out / "summary.png", f"{split}: {features.name}, run {run_dir.name}"))
-    return ScoreResult(out, run_dir, split, frames, videos, result_metrics, per_class, files,
-                       out / "plots" if plots_per_video else None, notes,
+    with OutputFolder(out or paths.default_scores() / split, {"split": split},
+                      "--out" if out else None) as folder:
+        stage = folder.stage
+        with open_store(features) as store:
+            notes = check_compatible(store, cfg, run_dir)
+            meta = _select(store, store.metadata(), split, cfg, notes)
+            log.info("scoring %d videos of %s with %s", len(meta), features, run_dir)
+            frames, videos, _ = _score_meta(store, meta, model, cfg, stage, plots_per_video,
+                                            progress)
+        tables.write_table(frames, stage, csv)
+        videos.to_csv(stage / VIDEOS, index=False)
+        result_metrics, per_class = _metrics(frames, videos, meta, cfg, notes)
+        body = {"split": split, "features": str(features), "run": str(run_dir),
+                "threshold": THRESHOLD, "metrics": result_metrics, "notes": notes,
+                "per_class": per_class.to_dict("records") if per_class is not None else None}
+        if result_metrics is not None:
+            per_class.to_csv(stage / tables.PER_CLASS, index=False)
+            labelled = frames[frames["label"].notna()]
+            if 0 < result_metrics["n_anomalous_frames"] < result_metrics["n_frames"]:
+                plots.summary_figure(labelled["label"].to_numpy(int),
+                                     labelled["p_anomaly"].to_numpy(), result_metrics,
+                                     stage / "summary.png",
+                                     f"{split}: {features.name}, run {run_dir.name}")
+        files = folder.commit(body)
+    return ScoreResult(folder.out, run_dir, split, frames, videos, result_metrics, per_class,
+                       files, folder.out / "plots" if plots_per_video else None, notes,
                        seconds=time.perf_counter() - t0)
 
 
@@ -279,37 +285,38 @@ def score_video(video_path, run=None, out=None, render: bool = False, csv: bool 
         raise UserError(f"--video {video_path}: no such file (for a folder of videos use "
                         "`pipeline extract` then `pipeline score --split all`)")
     run_dir, model, cfg = load_scoring_run(run, device)
-    out = Path(out) if out else paths.default_scores() / video_path.stem
-    out.mkdir(parents=True, exist_ok=True)
     model_id = cfg.get("model_id")
     if not model_id:
         raise UserError(f"{run_dir}/config.json: records no model_id, so the CLIP to extract "
                         "with is unknown; score extracted features with --features instead")
-    store_path = out / "features.h5"
-    extracted = extract_videos(video_path, out=store_path, model=model_id,
-                               stride=int(cfg.get("stride") or 1), device=device,
-                               workers=1, progress=progress)
-    if extracted.failed:
-        raise UserError(f"{video_path}: cannot be decoded ({extracted.failed[0].reason}); "
-                        "check that it plays (ffmpeg -i FILE) or re-encode it")
-    with open_store(store_path) as store:
-        notes = check_compatible(store, cfg, run_dir)
-        meta = store.metadata()
-        meta = meta[meta["source_path"] == video_path.name].reset_index(drop=True)
-        frames, videos, found = _score_meta(store, meta, model, cfg, out, True, progress)
-    files = tables.write_table(frames, out, csv)
-    videos.to_csv(out / VIDEOS, index=False)
-    files.append(out / VIDEOS)
-    body = {"video": str(video_path), "run": str(run_dir), "threshold": THRESHOLD,
-            "metrics": None, "notes": notes + ["a single new video has no labels"],
-            "intervals": {vid: [iv.to_dict() for iv in ivs] for vid, ivs in found.items()}}
-    files.append(tables.write_metrics(out / tables.METRICS, body))
-    result = ScoreResult(out, run_dir, "video", frames, videos, None, None, files,
-                         out / "plots", notes, found)
-    if render:
-        from .render import render_video
+    with OutputFolder(out or paths.default_video_scores(video_path.stem),
+                      {"video": str(video_path.resolve())}, "--out" if out else None) as folder:
+        out, stage = folder.out, folder.stage
+        store_path = out / "features.h5"             # the extracted video, kept for re-scoring
+        extracted = extract_videos(video_path, out=store_path, model=model_id,
+                                   stride=int(cfg.get("stride") or 1), device=device,
+                                   workers=1, progress=progress)
+        if extracted.failed:
+            raise UserError(f"{video_path}: cannot be decoded ({extracted.failed[0].reason}); "
+                            "check that it plays (ffmpeg -i FILE) or re-encode it")
+        with open_store(store_path) as store:
+            notes = check_compatible(store, cfg, run_dir)
+            meta = store.metadata()
+            meta = meta[meta["source_path"] == video_path.name].reset_index(drop=True)
+            frames, videos, found = _score_meta(store, meta, model, cfg, stage, True, progress)
+        tables.write_table(frames, stage, csv)
+        videos.to_csv(stage / VIDEOS, index=False)
+        body = {"video": str(video_path.resolve()), "run": str(run_dir), "threshold": THRESHOLD,
+                "metrics": None, "notes": notes + ["a single new video has no labels"],
+                "intervals": {vid: [iv.to_dict() for iv in ivs] for vid, ivs in found.items()}}
+        rendered = None
+        if render:
+            from .render import render_video
 
-        vid = videos["video_id"].iloc[0]
-        result.render = render_video(video_path, frames, out / f"{vid}_scored.mp4", THRESHOLD)
-    result.seconds = time.perf_counter() - t0
-    return result
+            vid = videos["video_id"].iloc[0]
+            render_video(video_path, frames, stage / f"{vid}_scored.mp4", THRESHOLD)
+            rendered = out / f"{vid}_scored.mp4"
+        files = [f for f in folder.commit(body) if f != rendered]
+    return ScoreResult(out, run_dir, "video", frames, videos, None, None, files,
+                       out / "plots", notes, found, rendered,
+                       seconds=time.perf_counter() - t0)

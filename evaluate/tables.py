@@ -27,6 +27,7 @@ from .metrics import prob_column
 TABLE = "frame_scores.parquet"
 METRICS = "metrics.json"
 PER_CLASS = "per_class.csv"
+VIDEOS = "videos.csv"
 
 
 def frame_table(video_id: str, p_anomaly: np.ndarray, class_probs: np.ndarray,

@@ -2,7 +2,9 @@
 
 One task per video. Each worker loads the model once (cached per worker process), decodes
 and encodes the video itself, and writes that video's shard into the shared ``.parts``
-folder; the client merges the shards as in a local run. Only paths and small metadata
+folder; the client, which holds the feature file's writer lock for the whole run, merges
+the shards as in a local run. A worker whose disk is full or read-only reports it, and the
+client stops the run as a local run would. Only paths and small metadata
 travel through the scheduler, never frames or arrays. Workers must see the videos and the
 output folder at the same paths (a shared filesystem), and a task that loses its worker
 is retried once.
@@ -10,12 +12,15 @@ is retried once.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from features.clip_loader import load_clip
+from features.safe_write import error_errno
 
+from .commit import StorageError
 from .encode import FrameEncoder
 from .probe import VideoInfo
 from .report import Failure
@@ -35,20 +40,24 @@ def _encoder(model: str, device: str, batch: int) -> FrameEncoder:
 
 
 def extract_task(src: VideoSource, info: VideoInfo, device: str, batch: int, folder: str,
-                 file_attrs: dict, stride: int) -> tuple[str, str | None]:
-    """Runs on a worker: one video -> one committed shard. Returns (video_id, failure or None)."""
+                 file_attrs: dict, stride: int, decoder: str = "auto"
+                 ) -> tuple[str, str | None, tuple | None]:
+    """Runs on a worker: one video -> one committed shard. Returns (video_id, failure or
+    None, (path, errno) when the disk was full or read-only, else None)."""
     encoder = _encoder(file_attrs["model_id"], device, batch)
     if encoder.clip.fingerprint != file_attrs["model_sha256"]:
         return src.video_id, (f"worker loaded different weights for {file_attrs['model_id']} "
-                              f"(sha256 {encoder.clip.fingerprint[:12]}...)")
-    why = extract_one_video(src, info, encoder, encoder.clip.embed_dim, Path(folder),
-                            file_attrs, stride, batch)
-    return src.video_id, why
+                              f"(sha256 {encoder.clip.fingerprint[:12]}...)"), None
+    try:
+        why = extract_one_video(src, info, encoder, Path(folder), file_attrs, stride, decoder)
+    except StorageError as err:
+        return src.video_id, str(err), (str(err.path), error_errno(err.err))
+    return src.video_id, why, None
 
 
 def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str, model: str,
                     device: str, batch: int, folder: Path, file_attrs: dict, stride: int,
-                    show: bool | None):
+                    show: bool | None, decoder: str = "auto"):
     from dask.distributed import Client, as_completed
 
     done, failed = [], []
@@ -60,16 +69,22 @@ def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str,
             key = f"extract-{src.video_id}-{src.size}-{src.mtime_ns}"
             by_key[key] = (src, info)
             futures.append(client.submit(extract_task, src, info, device, batch,
-                                         str(folder.resolve()), file_attrs, stride, retries=1,
+                                         str(folder.resolve()), file_attrs, stride, decoder,
+                                         retries=1,
                                          pure=False, key=key))
         bar = tqdm(total=len(futures), desc="videos", unit="video",
                    disable=None if show is None else not show)
         for future in as_completed(futures):
             src, info = by_key[future.key]
             try:
-                _, why = future.result()
+                _, why, storage = future.result()
             except Exception as err:               # the task itself crashed (twice)
-                why = f"worker error: {type(err).__name__}: {err}"
+                why, storage = f"worker error: {type(err).__name__}: {err}", None
+            if storage is not None:                # every further video would fail alike
+                client.cancel(futures)
+                bar.close()
+                path, number = storage
+                raise StorageError(Path(path), OSError(number, os.strerror(number or 0)))
             if why is None:
                 done.append((src, info.rows(stride)))
             else:

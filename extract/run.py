@@ -1,10 +1,12 @@
 """`extract_videos`: a folder of videos -> one HDF5 feature file, resumable and crash-safe.
 
-Steps: scan the folder; skip videos already stored (same relative path, size and mtime) or
-already in a committed shard; probe the rest in parallel (bad files fail here, cheaply);
-decode + encode each remaining video into its own shard (threads sharing one encoder
-locally, or tasks on a Dask cluster with ``scheduler``); merge the shards into the feature
-file atomically; write the failures table next to it.
+Steps: scan the folder; take the feature file's writer lock for the rest of the run; skip
+videos already stored (same relative path, size and mtime) or already in a committed shard;
+refuse a video whose id already names another, still existing, file in the store; probe the
+rest in parallel (bad files fail here, cheaply); decode + encode each remaining video into
+its own shard (threads sharing one encoder locally, or tasks on a Dask cluster with
+``scheduler``); merge the shards into the feature file atomically; write the failures table
+next to it. A full or read-only disk stops the run with one line; finished videos are kept.
 """
 from __future__ import annotations
 
@@ -23,15 +25,18 @@ import features
 from features import paths
 from features.clip_loader import DEFAULT_MODEL, LoadedClip, load_clip
 from features.errors import UserError
+from features.lock import store_lock
+from features.safe_write import one_line, storage_error
 from features.store import FORMAT, read_attrs
 
-from .commit import committed_shards, merge_shards, parts_dir
-from .decode import PREPROCESSING
+from .commit import SOURCE_ROOT, StorageError, committed_shards, merge_shards, parts_dir
+from .decode import DECODERS, PREPROCESSING
+from .devices import EncoderPool, encoder_devices
 from .encode import FrameEncoder, default_batch_size, fit_batch_size
 from .ffmpeg_bin import ffmpeg_exe
 from .probe import ProbeError, VideoInfo, probe
 from .report import ExtractResult, Failure, write_failures
-from .scan import VideoSource, scan_videos, unreadable_reason
+from .scan import Scan, VideoSource, scan_videos, unreadable_reason
 from .video import extract_one_video
 
 log = logging.getLogger("pipeline")
@@ -61,8 +66,9 @@ def _existing_store(out: Path) -> tuple[dict, dict[str, dict]]:
                       if g.attrs.get("complete", False)}
             return read_attrs(h5), videos
     except OSError as err:
-        raise UserError(f"--out {out}: exists but cannot be read as HDF5 ({err}); move it away "
-                        "and re-run (committed videos in the .parts folder are kept)") from None
+        raise UserError(f"--out {out}: exists but cannot be read as HDF5 ({one_line(err)}); "
+                        "move it away and re-run (committed videos in the .parts folder are "
+                        "kept)") from None
 
 
 def _check_compatible(out: Path, stored: dict, model: str | None, stride: int) -> str:
@@ -82,7 +88,8 @@ def _file_attrs(clip: LoadedClip, stride: int, batch_size: int) -> dict:
     return {
         "model_id": _model_id_for_store(clip.model_id), "model_sha256": clip.fingerprint,
         "model_revision": clip.revision, "embed_dim": clip.embed_dim, "stride": stride,
-        "preprocessing": PREPROCESSING, "decoder": f"ffmpeg ({Path(ffmpeg_exe()).name})",
+        "preprocessing": PREPROCESSING, "decoder": f"ffmpeg ({Path(ffmpeg_exe()).name}); "
+        "per video: decoder attr (cpu | nvdec)",
         "encoder_dtype": str(clip.dtype).replace("torch.", ""), "batch_size": batch_size,
         "device": clip.device.type, "source": "extracted",
         "package_version": features.__version__,
@@ -121,60 +128,109 @@ def _probe_all(todo: list[VideoSource], workers: int, failures: list[Failure],
 def extract_videos(videos: str | Path, out: str | Path | None = None, model: str | None = None,
                    stride: int = 1, batch_size: int | None = None, device: str = "auto",
                    workers: int | None = None, scheduler: str | None = None,
-                   progress: bool | None = None) -> ExtractResult:
+                   progress: bool | None = None, decoder: str = "auto",
+                   wait: bool = False) -> ExtractResult:
     """Extract CLIP frame embeddings of every video under ``videos`` into ``out``.
+
+    ``device``: ``auto`` (every GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or a
+    comma-separated list: one encoder per device, videos spread over them. ``decoder``:
+    ``auto`` (NVDEC when encoding on a GPU), ``cpu`` or ``nvdec``; a video NVDEC refuses is
+    decoded on the CPU.
 
     Re-running skips what is stored; an interrupted run resumes where it stopped. Returns
     an :class:`ExtractResult`; videos that fail are listed there and in
-    ``<out>.failures.csv`` and never stop the run.
+    ``<out>.failures.csv`` and never stop the run. One writer at a time: another extract,
+    label or import of ``out`` is an error naming it, or with ``wait`` awaited.
     """
     t0 = time.perf_counter()
     out = Path(out) if out else paths.default_features()
     if stride < 1:
         raise UserError(f"--stride {stride}: must be 1 or more")
+    if decoder not in ("auto", *DECODERS):
+        raise UserError(f"--decoder {decoder}: use auto, {' or '.join(DECODERS)}")
+    devices = encoder_devices(device)
+    if scheduler and len(devices) > 1 and "," in device:
+        raise UserError(f"--device {device}: a list is for local runs; on a Dask cluster each "
+                        "worker uses its own GPU (--device auto)")
     workers = workers or os.cpu_count() or 1
     scan = scan_videos(videos)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with store_lock(out, "extract", wait=wait):
+        result = _extract_locked(scan, out, model, stride, batch_size, device, devices,
+                                 decoder, workers, scheduler, progress)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _clash(src: VideoSource, have: dict, root: Path, out: Path) -> str | None:
+    """Why ``src`` must not replace the stored video of the same id (its source, another
+    file, still exists), or None: it is that file changed in place, or that file is gone."""
+    old_rel = have.get("source_path")
+    if old_rel is None:
+        return None
+    old = Path(have.get(SOURCE_ROOT) or root) / old_rel
+    try:
+        if os.path.samefile(old, src.path):
+            return None
+    except OSError:                                   # the stored video's source is gone
+        if old != src.path:
+            log.warning("%s: replacing the stored video %s (from %s, no longer there)",
+                        src.relpath, src.video_id, old)
+        return None
+    return (f"its video_id {src.video_id} already names another video in {out.name}, from "
+            f"{old}; rename one of the two files, or extract into another --out")
+
+
+def _extract_locked(scan: Scan, out: Path, model: str | None, stride: int,
+                    batch_size: int | None, device: str, devices: list, decoder: str,
+                    workers: int, scheduler: str | None, progress: bool | None
+                    ) -> ExtractResult:
     stored_attrs, stored = _existing_store(out)
     model = _check_compatible(out, stored_attrs, model, stride)
     folder = parts_dir(out)
     pending = committed_shards(folder)
-    result = ExtractResult(out=out, found=len(scan.videos), ignored=scan.ignored, model=model)
-
+    result = ExtractResult(out=out, found=len(scan.videos) + len(scan.refused),
+                           ignored=scan.ignored, model=model)
+    failures = [Failure(r.video_id, r.relpath, r.reason) for r in scan.refused]
     todo: list[VideoSource] = []
     for src in scan.videos:
         have = pending.get(src.video_id, (None, stored.get(src.video_id)))[1]
         if have and (have.get("source_path"), have.get("source_size"),
                      have.get("source_mtime_ns")) == (src.relpath, src.size, src.mtime_ns):
             result.skipped += 1
+        elif have and (clash := _clash(src, have, scan.root, out)):
+            failures.append(Failure(src.video_id, src.relpath, clash))
         else:
             todo.append(src)
-    failures: list[Failure] = []
     probed = _probe_all(todo, workers, failures, progress)
     file_attrs = dict(stored_attrs)
 
     try:
         if probed:
-            clip = load_clip(model, device)
+            clips = [load_clip(model, d) for d in (devices[:1] if scheduler else devices)]
+            clip = clips[0]
             if stored_attrs.get("model_sha256") not in (None, clip.fingerprint):
                 raise UserError(f"--out {out}: was made with other weights of {model} "
                                 f"(sha256 {str(stored_attrs['model_sha256'])[:12]}..., now "
                                 f"{clip.fingerprint[:12]}...); use another --out")
             batch = batch_size or default_batch_size(clip.device)
-            encoder = FrameEncoder(clip, batch)
-            batch = fit_batch_size(encoder, batch)
+            encoders = [FrameEncoder(c, batch) for c in clips]
+            batch = min(fit_batch_size(e, batch) for e in encoders)
+            for e in encoders:
+                e.batch_size = batch
             file_attrs = {**_file_attrs(clip, stride, batch), **{
                 k: v for k, v in stored_attrs.items() if k in ("created_utc",)}}
+            shard_attrs = {**file_attrs, SOURCE_ROOT: str(scan.root)}
             log.info("extracting %d videos (%d already stored) with %d decoders, batch %d, "
-                     "%s", len(probed), result.skipped, workers, batch, clip.device)
+                     "%s", len(probed), result.skipped, workers, batch,
+                     ", ".join(str(c.device) for c in clips))
             t_encode = time.perf_counter()
             if scheduler:
                 from .distributed import extract_on_dask
                 done, failed = extract_on_dask(probed, scheduler, model, device, batch,
-                                               folder, file_attrs, stride, progress)
+                                               folder, shard_attrs, stride, progress, decoder)
             else:
-                done, failed = _extract_local(probed, encoder, clip.embed_dim, folder,
-                                              file_attrs, stride, batch, workers, progress)
+                done, failed = _extract_local(probed, EncoderPool(encoders), folder,
+                                              shard_attrs, stride, workers, progress, decoder)
             result.encode_seconds = time.perf_counter() - t_encode
             result.done = [src.video_id for src, _ in done]
             result.rows = sum(rows for _, rows in done)
@@ -182,14 +238,48 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
     except KeyboardInterrupt:               # Ctrl-C: keep what finished, then stop
         _merge_committed(out, folder, file_attrs)
         raise
+    except StorageError as err:             # disk full / read-only: every video would fail
+        kept = _keep_finished(out, folder, file_attrs)
+        _write_failures_quietly(out, failures)
+        raise storage_error(err.err, out, f"write features into {err.path.parent}",
+                            f"choose another --out, then run the same command again ({kept})"
+                            ) from None
     # every committed shard: this run's and any left by an interrupted one
-    result.videos_in_store = _merge_committed(out, folder, file_attrs) or len(stored)
+    try:
+        result.videos_in_store = _merge_committed(out, folder, file_attrs) or len(stored)
+    except UserError:
+        _write_failures_quietly(out, failures)
+        raise
     result.failed = failures
-    result.failures_csv = write_failures(out.with_name(out.stem + ".failures.csv"), failures)
+    try:
+        result.failures_csv = write_failures(_failures_path(out), failures)
+    except OSError as err:                  # the features are safe; only the table is missing
+        log.warning("warning: %s: cannot write the failures table (%s)", _failures_path(out),
+                    one_line(err))
     if failures:
         log.warning("%d videos failed; see %s", len(failures), result.failures_csv)
-    result.seconds = time.perf_counter() - t0
     return result
+
+
+def _failures_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".failures.csv")
+
+
+def _write_failures_quietly(out: Path, failures: list[Failure]) -> None:
+    try:
+        write_failures(_failures_path(out), failures)
+    except OSError:
+        pass
+
+
+def _keep_finished(out: Path, folder: Path, file_attrs: dict) -> str:
+    """Merge what finished before a storage error, if the disk lets us; say where it is."""
+    try:
+        _merge_committed(out, folder, file_attrs)
+        return f"the finished videos are in {out.name}"
+    except UserError:
+        n = len(list(folder.glob("*.h5")))
+        return f"the finished videos ({n}) wait in {folder} for the next run"
 
 
 def _merge_committed(out: Path, folder: Path, file_attrs: dict) -> int:
@@ -209,10 +299,10 @@ def _merge_committed(out: Path, folder: Path, file_attrs: dict) -> int:
     return n
 
 
-def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,
-                   file_attrs: dict, stride: int, batch: int, workers: int, show):
-    """Threads, one ffmpeg process each, sharing one encoder (used one batch at a time)."""
-    lock = threading.Lock()
+def _extract_local(probed, encoders: EncoderPool, folder: Path, file_attrs: dict, stride: int,
+                   workers: int, show, decoder: str = "auto"):
+    """Threads, one ffmpeg process each, sharing one encoder per device (each used one
+    batch at a time)."""
     stop = threading.Event()
     total = sum(info.rows(stride) for _, info in probed)
     frames_bar = tqdm(total=total, desc="frames", unit="frame", unit_scale=True,
@@ -220,20 +310,18 @@ def _extract_local(probed, encoder: FrameEncoder, embed_dim: int, folder: Path,
     videos_bar = tqdm(total=len(probed), desc="videos", unit="video",
                       disable=_no_bar(show))
 
-    def encode(frames):
-        with lock:
-            return encoder(frames)
-
     def on_rows(n):
         frames_bar.update(n)
 
     def one(item):
         src, info = item
-        why = extract_one_video(src, info, encode, embed_dim, folder, file_attrs, stride, batch,
-                                on_rows, stop)
+        with encoders.take() as encoder:
+            why = extract_one_video(src, info, encoder, folder, file_attrs, stride, decoder,
+                                    on_rows, stop)
         videos_bar.update(1)
         if frames_bar.disable:
-            log.info("%s %s", "done" if why is None else "FAILED", src.relpath)
+            state = "done" if why is None else "stopped" if stop.is_set() else "FAILED"
+            log.info("%s %s", state, src.relpath)
         return src, info, why
 
     done, failed = [], []

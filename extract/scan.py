@@ -1,9 +1,17 @@
-"""Find the videos to extract and name them: the ``video_id`` is the file stem."""
+"""Find the videos to extract and name them: the ``video_id`` is the file stem.
+
+Two files whose stems collide get their relative path as id (``a/b.mp4`` -> ``a__b``).
+When ids still collide (``a/b.mp4`` beside ``a__b.mp4``, or ``dup.mp4`` beside
+``dup.avi``), or a name cannot be an HDF5 name (``..mp4`` has stem ``.``, names that are
+not UTF-8 or hold control characters), those files are refused, each with one line naming
+the other file: never is one silently dropped or stored under another's name.
+"""
 from __future__ import annotations
 
 import os
-from collections import Counter
-from dataclasses import dataclass
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.errors import UserError
@@ -27,9 +35,38 @@ class VideoSource:
 
 
 @dataclass
+class Refused:
+    video_id: str
+    relpath: str
+    reason: str
+
+
+@dataclass
 class Scan:
     videos: list[VideoSource]
     ignored: int        # files skipped by extension (e.g. .txt)
+    root: Path = Path(".")          # the folder relative paths start from (absolute)
+    refused: list[Refused] = field(default_factory=list)   # files whose name cannot be an id
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a one-line message and a UTF-8 CSV (bad bytes and control
+    characters escaped)."""
+    text = os.fsencode(text).decode("utf-8", "backslashreplace")    # bytes as \xff
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def id_problem(video_id: str) -> str | None:
+    """Why ``video_id`` cannot name a video in the feature file, or None."""
+    if video_id in ("", "."):
+        return f"its name gives the video_id {video_id!r}, which HDF5 cannot hold"
+    try:
+        video_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8"
+    if any(unicodedata.category(c) == "Cc" for c in video_id):
+        return "its name holds control characters (such as a line break)"
+    return None
 
 
 def scan_videos(videos: str | Path) -> Scan:
@@ -49,16 +86,29 @@ def scan_videos(videos: str | Path) -> Scan:
                         f"{', '.join(sorted(VIDEO_EXTENSIONS)[:8])}, ...)")
     rel = [p.relative_to(base).as_posix() for p in chosen]
     stems = Counter(p.stem for p in chosen)
-    out = []
-    for p, r in zip(chosen, rel):
-        vid = p.stem if stems[p.stem] == 1 else r.rsplit(".", 1)[0].replace("/", "__")
+    ids = [p.stem if stems[p.stem] == 1 else r.rsplit(".", 1)[0].replace("/", "__")
+           for p, r in zip(chosen, rel)]
+    named: dict[str, list[str]] = defaultdict(list)
+    for vid, r in zip(ids, rel):
+        named[vid].append(r)
+    out, refused = [], []
+    for p, r, vid in zip(chosen, rel, ids):
+        why = id_problem(vid)
+        if why is None and len(named[vid]) > 1:
+            others = ", ".join(printable(o) for o in named[vid] if o != r)
+            why = (f"its video_id {vid} is also the id of {others}; rename one of them so "
+                   "each video has its own id")
+        if why is not None:
+            refused.append(Refused(printable(vid), printable(r),
+                                   why if "rename" in why else f"{why}; rename it"))
+            continue
         try:
             st = p.stat()
             size, mtime = st.st_size, st.st_mtime_ns
         except OSError:                       # dangling link etc.: reported as a failure later
             size, mtime = -1, 0
         out.append(VideoSource(p.resolve() if p.exists() else p.absolute(), r, vid, size, mtime))
-    return Scan(out, ignored)
+    return Scan(out, ignored, base.resolve(), refused)
 
 
 def unreadable_reason(src: VideoSource) -> str | None:

@@ -2,7 +2,8 @@
 
 The same function runs in the local thread pool and inside Dask workers. Decoding runs
 ahead in a prefetch thread (ffmpeg is its own process), so while this video waits for the
-shared encoder its next frames are already being decoded.
+shared encoder its next frames are already being decoded. A video the GPU decoder refuses
+is decoded again on the CPU, and the file records which decoder made it.
 """
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .commit import ShardWriter
-from .decode import DecodeError, FrameStream
+from .decode import DecodeError, DecoderRefused, FrameStream
+from .encode import FrameEncoder
+from .ffmpeg_bin import ffmpeg_exe
 from .probe import VideoInfo
 from .scan import VideoSource
 
 log = logging.getLogger("pipeline")
 
+# chunks decoded ahead of the encoder; the stream's ring of buffers holds these, the one
+# being encoded and the one being filled
+PREFETCH_DEPTH = 2
 
 
 class Cancelled(Exception):
@@ -60,7 +66,8 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
         thread.join(timeout=5)
 
 
-def video_attrs(src: VideoSource, info: VideoInfo, stream: FrameStream, stride: int) -> dict:
+def video_attrs(src: VideoSource, info: VideoInfo, stream: FrameStream, stride: int,
+                fallback: str = "") -> dict:
     """Per-video attrs of the store (see features/store.py)."""
     disp_w, disp_h = info.display_size
     return {
@@ -69,30 +76,84 @@ def video_attrs(src: VideoSource, info: VideoInfo, stream: FrameStream, stride: 
         "duration_s": info.duration_s, "width": info.width, "height": info.height,
         "display_width": disp_w, "display_height": disp_h, "sar": info.sar,
         "rotation": info.rotation, "codec": info.codec, "has_audio": info.has_audio,
-        "stride": stride,
+        "stride": stride, "decoder": stream.decoder, "decoder_fallback": fallback,
+        "color_matrix": stream.colour.matrix,
+        "color_range": "full" if stream.colour.full_range else "limited",
     }
 
 
-def extract_one_video(src: VideoSource, info: VideoInfo, encode: Callable, embed_dim: int,
-                      folder: Path, file_attrs: dict, stride: int, batch_size: int,
+def choose_decoder(decoder: str, encoder: FrameEncoder) -> str:
+    """``auto``: NVDEC when the frames are encoded on a GPU, else the CPU decoder."""
+    if decoder == "auto":
+        return "nvdec" if encoder.device.type == "cuda" else "cpu"
+    return decoder
+
+
+# {ffmpeg binary: why it cannot use NVDEC on this machine}, learnt from its first refusal
+_no_gpu_decoder: dict[str, str] = {}
+
+
+def _nvdec_skipped(info: VideoInfo) -> str | None:
+    """Why this video goes straight to the CPU decoder when NVDEC was asked for, or None."""
+    if info.rotation:       # ffmpeg rotates on the CPU; not attempted on GPU frames
+        return f"nvdec not used: display rotation {info.rotation}"
+    return _no_gpu_decoder.get(ffmpeg_exe())
+
+
+def extract_one_video(src: VideoSource, info: VideoInfo, encoder: FrameEncoder, folder: Path,
+                      file_attrs: dict, stride: int, decoder: str = "cpu",
                       on_rows: Callable[[int], None] = lambda n: None,
                       stop: threading.Event | None = None) -> str | None:
     """Write ``src`` to a committed shard in ``folder``; return None, or why it failed.
 
-    ``encode`` maps (B, 224, 224, 3) uint8 to (B, D) float32. Frames are encoded in
-    batches of ``batch_size`` consecutive frames of this video only, so the numbers do
-    not depend on which other videos happen to be decoded at the same time.
+    Frames are encoded in batches of ``encoder.batch_size`` consecutive frames of this
+    video only, so the numbers do not depend on which other videos happen to be decoded at
+    the same time. ``decoder``: ``cpu``, ``nvdec`` or ``auto`` (:func:`choose_decoder`).
+    A video NVDEC refuses is decoded again on the CPU; its ``decoder_fallback`` attr says
+    why.
     """
-    stream = FrameStream(str(src.path), info, stride, chunk=batch_size)
-    writer = ShardWriter(folder, src.video_id, embed_dim, file_attrs)
+    fallback = ""
+    if choose_decoder(decoder, encoder) == "nvdec":
+        fallback = _nvdec_skipped(info) or ""
+        if not fallback:
+            try:
+                return _write_shard(src, info, encoder, folder, file_attrs, stride, "nvdec",
+                                    "", on_rows, stop)
+            except DecoderRefused as err:
+                fallback = str(err)
+                if err.no_gpu and ffmpeg_exe() not in _no_gpu_decoder:
+                    _no_gpu_decoder[ffmpeg_exe()] = f"no GPU decoder here ({err})"
+                    log.warning("NVDEC cannot decode on this machine (%s); decoding on the CPU",
+                                err)
+                log.info("%s: %s; decoding on the CPU", src.relpath, err)
+    return _write_shard(src, info, encoder, folder, file_attrs, stride, "cpu", fallback,
+                        on_rows, stop)
+
+
+def _write_shard(src: VideoSource, info: VideoInfo, encoder: FrameEncoder, folder: Path,
+                 file_attrs: dict, stride: int, decoder: str, fallback: str,
+                 on_rows: Callable[[int], None], stop: threading.Event | None) -> str | None:
+    """One decode of ``src`` with ``decoder`` into a committed shard; None or why it failed.
+    Raises :class:`DecoderRefused` (nothing kept, progress taken back) for NVDEC."""
+    gpu = encoder.device.index if encoder.device.type == "cuda" else None
+    stream = FrameStream(str(src.path), info, stride, chunk=encoder.batch_size,
+                         decoder=decoder, gpu=gpu, alloc=encoder.host_buffer,
+                         ring=PREFETCH_DEPTH + 2)
+    writer = ShardWriter(folder, src.video_id, encoder.clip.embed_dim, file_attrs)
+    rows = 0
     try:
-        for chunk in prefetch(stream):
+        for chunk in prefetch(stream, PREFETCH_DEPTH):
             if stop is not None and stop.is_set():
                 raise Cancelled()
-            writer.append(encode(chunk.frames), chunk.frame_index)
+            writer.append(encoder(chunk.frames, stream.colour), chunk.frame_index)
+            rows += len(chunk.frames)
             on_rows(len(chunk.frames))
-        writer.commit(video_attrs(src, info, stream, stride), stream.timestamps_ms)
+        writer.commit(video_attrs(src, info, stream, stride, fallback), stream.timestamps_ms)
         return None
+    except DecoderRefused:
+        writer.abort()
+        on_rows(-rows)
+        raise
     except DecodeError as err:
         writer.abort()
         return str(err)

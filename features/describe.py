@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .labels import has_slots
 from .store import open_store
 
 _FILE_KEYS = ["model_id", "model_sha256", "model_revision", "embed_dim", "dtype", "stride",
@@ -17,8 +18,15 @@ def describe(path: str | Path) -> str:
         frames = int(meta["n_rows"].sum()) if len(meta) else 0
         hours = float(meta["duration_s"].fillna(0).sum()) / 3600 if len(meta) else 0.0
         lines.append(f"  {'videos':<16} {len(meta)}   rows {frames:,}   video time {hours:.2f} h")
+        lines.append(f"  {'labels':<16} {_where_labels(store)}")
         if store.class_names:
             lines.append(f"  {'classes':<16} {', '.join(store.class_names)}")
+        stale = store.stale_labels
+        if stale:
+            shown = "; ".join(f"{v}: {why}" for v, why in list(stale.items())[:3])
+            more = f"; ... (+{len(stale) - 3} more)" if len(stale) > 3 else ""
+            lines.append(f"  {'set aside':<16} {len(stale)} videos read as unlabelled until "
+                         f"`pipeline label` runs again ({shown}{more})")
         if len(meta) and meta["split"].notna().any():
             counts = meta.fillna({"split": "-", "class_name": "-"}).groupby(
                 ["split", "class_name"]).size()
@@ -32,3 +40,17 @@ def describe(path: str | Path) -> str:
             if len(meta) > 20:
                 lines.append(f"  ... and {len(meta) - 20} more videos")
     return "\n".join(lines)
+
+
+def _where_labels(store) -> str:
+    """Where the labels live, in words."""
+    a = store.attrs
+    if not store.labels.videos:
+        return "none yet (`pipeline label` writes them into /labels of this file)"
+    where = ("/labels of this file (JSON in slot0/slot1)" if has_slots(store.h5)
+             else "the video groups' attrs (format 1: the next `pipeline label` moves them "
+                  "into /labels)")
+    when = f", {a['labelled_utc']}" if a.get("labelled_utc") else ""
+    source = f" from {a['labels_source']}" if a.get("labels_source") else ""
+    return (f"{len(store.labels.videos)} videos, {a.get('dataset', '?')}{source}{when}; in "
+            f"{where}")

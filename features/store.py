@@ -2,20 +2,26 @@
 
 Layout (``h5ls -r features.h5`` shows it)::
 
-    /                          file attrs: format, format_version, model_id, model_sha256,
+    /                          file attrs: format, format_version (2), model_id, model_sha256,
                                model_revision, embed_dim, dtype, stride, preprocessing,
                                decoder, source (extracted|imported), package_version,
-                               created_utc, [dataset, class_names, normal_class],
-                               [n_crops: embeddings are (T, n_crops, D), import --crop all]
-    /videos/<video_id>/        group attrs: source_path, source_size, source_mtime_ns, fps,
-                               n_frames (native), duration_s, width, height, rotation,
-                               stride, n_rows, complete, [split, class_name, label,
-                               class_names_all (JSON, multi-label videos, training class first)]
+                               created_utc, [n_crops: embeddings are (T, n_crops, D),
+                               import --crop all]
+    /videos/<video_id>/        group attrs: source_path, [source_root], source_size,
+                               source_mtime_ns, fps, n_frames (native), duration_s, width,
+                               height, rotation, stride, n_rows, complete, [decoder
+                               (cpu|nvdec), decoder_fallback, color_matrix, color_range:
+                               extracted since the yuv444p path]
         embeddings   (T, D)    float16, chunked (64, D): CLIP image embeddings, not normalised
         frame_index  (T,)      int64: native frame number of each row (0-based)
         timestamps_ms (T,)     float64: presentation time of each row
-        [intervals   (K, 2)]   int64: anomalous native-frame intervals, inclusive
+    /labels/slot0, slot1       the labels, JSON in two checksummed slots (features/labels.py):
+                               file level dataset, class_names, normal_class, labels_source,
+                               val_*; per video split, class_name, [class_names_all],
+                               intervals (inclusive native frames)
 
+Readers see the labels exactly as format 1 stored them (file attrs ``dataset``,
+``class_names``, ...; video attrs ``split``, ``class_name``, ``label``; ``intervals``).
 A video group is only ever visible in the final file once complete: extraction writes
 each video to its own shard file and merges shards into a new file that atomically
 replaces the old one (see ``extract/commit.py``).
@@ -23,40 +29,25 @@ replaces the old one (see ``extract/commit.py``).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Iterable
 
 import h5py
 import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .labels import read_labels, write_labels  # noqa: F401  (write_labels: re-exported)
+from .safe_write import (atomic_replace, atomic_write, file_mode,  # noqa: F401  (re-exported)
+                         fsync_path, one_line)
+from .schema import (FILE_LABEL_ATTRS, FORMAT, FORMAT_VERSION, NORMAL_CLASS,  # noqa: F401
+                     SPLITS, VIDEO_LABEL_ATTRS, attr_value, read_attrs)
 
-FORMAT = "anomalyclip-features"
-FORMAT_VERSION = 1
 EMBED_DTYPE = np.float16
 CHUNK_ROWS = 64
-NORMAL_CLASS = "Normal"
-SPLITS = ("train", "val", "test")
 
 _VIDEO_COLUMNS = ["video_id", "n_rows", "n_frames", "fps", "duration_s", "stride", "width",
                   "height", "source_path", "split", "class_name", "label", "intervals",
                   "class_names_all"]
-_LABEL_ATTRS = ("split", "class_name", "label", "class_names_all")
-
-
-def _attr(value):
-    """Convert numpy scalars / bytes from h5py attrs to plain Python values."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def read_attrs(obj: h5py.HLObject) -> dict:
-    return {k: _attr(v) for k, v in obj.attrs.items()}
 
 
 class VideoWriter:
@@ -123,21 +114,6 @@ def write_file_attrs(h5: h5py.File, attrs: dict) -> None:
         h5.attrs[key] = value
 
 
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_replace(tmp: Path, final: Path) -> None:
-    """Make ``tmp`` durable, then rename it over ``final`` (atomic on one filesystem)."""
-    fsync_path(tmp)
-    os.replace(tmp, final)
-    fsync_path(final.parent)
-
-
 class FeatureStore:
     """Read access to a feature file; arrays are read lazily, one video at a time."""
 
@@ -149,14 +125,18 @@ class FeatureStore:
         try:
             self.h5 = h5py.File(self.path, mode)
         except OSError as err:
-            raise UserError(f"{self.path}: not a readable HDF5 file ({err}); re-run "
+            raise UserError(f"{self.path}: not a readable HDF5 file ({one_line(err)}); re-run "
                             "`pipeline extract` to rebuild it") from None
-        if _attr(self.h5.attrs.get("format")) != FORMAT:
+        if attr_value(self.h5.attrs.get("format")) != FORMAT:
             self.h5.close()
             raise UserError(f"{self.path}: HDF5 file is not a feature store of this tool (no "
                             f"'format={FORMAT}' attribute); create one with `pipeline extract`")
-        self.attrs = read_attrs(self.h5)
+        self.labels = read_labels(self.h5)
+        self.attrs = {**{k: v for k, v in read_attrs(self.h5).items()
+                         if k not in FILE_LABEL_ATTRS}, **self.labels.store_attrs()}
         self._videos = self.h5.get("videos")
+        self._stale: dict[str, str] | None = None
+        self._raw: dict[str, dict] = {}     # video attrs as stored (read once: h5py is slow)
 
     # -- file level ---------------------------------------------------------------
     @property
@@ -200,12 +180,44 @@ class FeatureStore:
     def timestamps_ms(self, video_id: str) -> np.ndarray:
         return self._group(video_id)["timestamps_ms"][()]
 
+    def _stored_attrs(self, video_id: str) -> dict:
+        """The video group's attrs without labels (format 1 kept labels there too)."""
+        if video_id not in self._raw:
+            self._raw[video_id] = {k: v for k, v in read_attrs(self._group(video_id)).items()
+                                   if k not in VIDEO_LABEL_ATTRS}
+        return self._raw[video_id]
+
+    def _label(self, video_id: str):
+        entry = self.labels.videos.get(video_id)
+        if entry is None or entry.stale_reason(self._stored_attrs(video_id)) is not None:
+            return None
+        return entry
+
     def intervals(self, video_id: str) -> np.ndarray:
-        g = self._group(video_id)
-        return g["intervals"][()] if "intervals" in g else np.zeros((0, 2), np.int64)
+        entry = self._label(video_id)
+        if entry is None or not entry.intervals:
+            return np.zeros((0, 2), np.int64)
+        return np.asarray(entry.intervals, np.int64).reshape(-1, 2)
 
     def video_attrs(self, video_id: str) -> dict:
-        return read_attrs(self._group(video_id))
+        """The video's attrs, with its labels when it has (valid) ones."""
+        entry = self._label(video_id)
+        attrs = dict(self._stored_attrs(video_id))
+        return {**attrs, **entry.attrs()} if entry is not None else attrs
+
+    @property
+    def stale_labels(self) -> dict[str, str]:
+        """{video_id: why} for videos whose label entry no longer applies (re-extracted with
+        another frame count, or from another source file): they read as unlabelled."""
+        if self._stale is None:
+            self._stale = {}
+            stored = set(self.video_ids)
+            for vid, entry in self.labels.videos.items():
+                if vid in stored:
+                    why = entry.stale_reason(self._stored_attrs(vid))
+                    if why:
+                        self._stale[vid] = why
+        return self._stale
 
     def metadata(self) -> pd.DataFrame:
         """One row per complete video: ids, sizes, timing, source and labels (when set)."""
@@ -232,48 +244,6 @@ class FeatureStore:
 
 def open_store(path: str | Path, mode: str = "r") -> FeatureStore:
     return FeatureStore(path, mode)
-
-
-def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[str],
-                 dataset: str, unlabelled: Iterable[str] = (), attrs: dict | None = None) -> None:
-    """Attach labels to videos already in the store at ``path``.
-
-    ``labels`` has columns video_id, split, class_name and optionally intervals (a list of
-    inclusive (start, end) native-frame pairs) and class_names_all (every class of a
-    multi-label video, the training class ``class_name`` first; stored as a JSON attr).
-    ``class_names`` lists every class including ``Normal``. Videos in ``unlabelled`` lose
-    any labels an earlier run gave them; ``attrs`` are extra file attrs (where the labels
-    came from). Callers validate first; this only writes.
-    """
-    with h5py.File(path, "r+") as h5:
-        videos = h5["videos"]
-        for vid in unlabelled:
-            g = videos[vid]
-            for key in _LABEL_ATTRS:
-                if key in g.attrs:
-                    del g.attrs[key]
-            if "intervals" in g:
-                del g["intervals"]
-        for row in labels.itertuples(index=False):
-            g = videos[row.video_id]
-            g.attrs["split"] = row.split
-            g.attrs["class_name"] = row.class_name
-            g.attrs["label"] = int(row.class_name != NORMAL_CLASS)
-            all_names = getattr(row, "class_names_all", None)
-            if all_names is not None and len(all_names) > 1:
-                g.attrs["class_names_all"] = json.dumps(list(all_names))
-            elif "class_names_all" in g.attrs:
-                del g.attrs["class_names_all"]
-            if "intervals" in g:
-                del g["intervals"]
-            ivs = getattr(row, "intervals", None)
-            if ivs is not None and len(ivs):
-                g.create_dataset("intervals", data=np.asarray(ivs, dtype=np.int64).reshape(-1, 2))
-        h5.attrs["class_names"] = json.dumps(sorted(set(class_names)))
-        h5.attrs["normal_class"] = NORMAL_CLASS
-        h5.attrs["dataset"] = dataset
-        for key, value in (attrs or {}).items():
-            h5.attrs[key] = value
 
 
 def frame_labels(n_frames: int, intervals) -> np.ndarray:

@@ -36,7 +36,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_labels, write_video
+from .labels import put_slots, write_labels
+from .store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
 
 DEFAULT_CLASSES = ("Arson", "Fighting", "Road_Accidents")
 # The 13 UCF-Crime anomaly classes (as a custom dataset would name them).
@@ -229,6 +230,7 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
             keep = ivs if (split != "train" or train_intervals) else []
             labels.append({"video_id": video_id, "split": split, "class_name": class_name,
                            "intervals": keep})
+        put_slots(h5)
     write_labels(tmp, pd.DataFrame(labels), class_names, dataset)
     atomic_replace(tmp, path)
     return path

@@ -12,6 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from .store import file_mode
+
 log = logging.getLogger("pipeline")
 
 TINY_SEED = 0
@@ -30,8 +32,11 @@ def _byte_symbols() -> list[str]:
     return [chr(c) for c in codes]
 
 
-def make_tiny_clip(path: str | Path, seed: int = TINY_SEED) -> Path:
-    """Write the tiny CLIP to ``path`` (skipped when already there) and return the path."""
+def make_tiny_clip(path: str | Path, seed: int = TINY_SEED, vision_width: int = 64,
+                   vision_layers: int = 2) -> Path:
+    """Write the tiny CLIP to ``path`` (skipped when already there) and return the path.
+    ``vision_width`` / ``vision_layers`` shrink the image tower further (benchmarks use a
+    near-free encoder of width 16, one layer)."""
     import torch
     from transformers import CLIPConfig, CLIPModel
 
@@ -44,8 +49,9 @@ def make_tiny_clip(path: str | Path, seed: int = TINY_SEED) -> Path:
         text_config=dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
                          bos_token_id=vocab[bos], eos_token_id=vocab[eos], pad_token_id=vocab[eos]),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, image_size=224, patch_size=32),
+        vision_config=dict(hidden_size=vision_width, intermediate_size=2 * vision_width,
+                           num_hidden_layers=vision_layers, num_attention_heads=4,
+                           image_size=224, patch_size=32),
         projection_dim=512)
     torch.manual_seed(seed)
     _save(CLIPModel(config).eval(), tokenizer, path)
@@ -75,6 +81,9 @@ def _save(model, tokenizer, path: Path) -> None:
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    for file in tmp.rglob("*"):                 # safetensors writes 0600; use the umask
+        if file.is_file():
+            file.chmod(file_mode())
     shutil.rmtree(path, ignore_errors=True)     # an incomplete earlier copy
     tmp.replace(path)
 

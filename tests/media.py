@@ -52,18 +52,38 @@ def reference_timestamps_ms(path: Path) -> list[float]:
 
 
 def decode_full_frames(path: Path, max_frames: int):
-    """The first frames at full resolution as PIL images (display orientation, square
-    pixels), for the independent reference preprocessing."""
+    """The first frames at their coded resolution as PIL images (display orientation; pixel
+    aspect NOT applied: the reference resize does that), and the display size, for the
+    independent reference preprocessing. ffmpeg only converts YUV to RGB here, in the
+    stream's own matrix and range, with the chroma interpolated to full resolution
+    (bicubic, ``full_chroma_int``; swscale's default would repeat chroma samples)."""
     import numpy as np
     from PIL import Image
 
     from extract.probe import probe
 
     info = probe(str(path))
-    w, h = info.display_size
+    w, h = (info.height, info.width) if info.rotation % 180 == 90 else (info.width, info.height)
     raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0",
-                          "-vf", f"scale={w}:{h}:flags=neighbor", "-frames:v", str(max_frames),
-                          "-fps_mode", "passthrough", "-pix_fmt", "rgb24", "-f", "rawvideo",
-                          "-"], capture_output=True, check=True).stdout
+                          "-vf", f"scale={w}:{h}:flags=bicubic+full_chroma_int+accurate_rnd",
+                          "-frames:v", str(max_frames), "-fps_mode", "passthrough",
+                          "-pix_fmt", "rgb24", "-f", "rawvideo", "-"],
+                         capture_output=True, check=True).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
-    return [Image.fromarray(f) for f in frames]
+    return [Image.fromarray(f) for f in frames], info.display_size
+
+
+def packet_pts(path: Path) -> list[int]:
+    """The video packets' presentation timestamps in decode (file) order, from a stream copy:
+    out of order when the stream has B-frames."""
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0",
+                          "-c", "copy", "-f", "framecrc", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    return [int(line.split(",")[2]) for line in out.splitlines() if line.startswith("0,")]
+
+
+def container_start_s(path: Path) -> float:
+    """The container's start time as ffmpeg reports it ("start: 1.400000")."""
+    header = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                            capture_output=True, text=True).stderr
+    return float(re.search(r"start: (-?[\d.]+)", header).group(1))

@@ -91,14 +91,15 @@ def test_shanghaitech_lists_masks_and_class_map(tmp_path):
     store = make_store(tmp_path / "f.h5", SH_FRAMES, stride=10)
     label_store(store, "shanghaitech", sh_files(tmp_path / "ann"), val_fraction=0.0)
     meta, classes, _ = _meta(store)
-    assert classes == ["Chasing", "Normal", "Running", "Throwing_object"]
+    # the map's spellings (Running, Throwing Object) become the reference's 17 names' one
+    assert classes == ["Normal", "chasing", "running", "throwing_object"]
     assert meta["split"].value_counts().to_dict() == {"train": 5, "test": 3}
-    assert meta.loc["01_0014", "class_name"] == "Running" and meta.loc["01_0014", "intervals"] == []
-    assert meta.loc["03_0031", "class_name"] == "Chasing"
+    assert meta.loc["01_0014", "class_name"] == "running" and meta.loc["01_0014", "intervals"] == []
+    assert meta.loc["03_0031", "class_name"] == "chasing"
     assert meta.loc["01_001", "class_name"] == "Normal" and meta.loc["04_001", "label"] == 0
     assert meta.loc["01_0015", "intervals"] == [(10, 19), (200, 249)]
     assert meta.loc["05_0017", "intervals"] == [(60, 61)]
-    assert meta.loc["05_0017", "class_name"] == "Throwing_object"
+    assert meta.loc["05_0017", "class_name"] == "throwing_object"
 
 
 def test_shanghaitech_without_class_map_is_detection_only(tmp_path):

@@ -16,6 +16,7 @@ from extract import extract_videos
 from extract.samples import SampleSpec, write_sample_video
 from features.errors import UserError
 from pipeline import cli
+from tests.dataset_files import edit_labels
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +115,8 @@ def test_mismatched_store_and_bad_video_are_one_line_errors(demo, tmp_path):
     other_model = _copy_with_attrs(features, tmp_path / "m.h5", model_sha256="0" * 64)
     with pytest.raises(UserError, match="re-extract with --model"):
         score_split(other_model, run=runs, out=tmp_path / "x")
-    other_classes = _copy_with_attrs(features, tmp_path / "c.h5",
-                                     class_names=json.dumps(["Arson", "Normal"]))
+    other_classes = edit_labels(_copy_with_attrs(features, tmp_path / "c.h5"), lambda labels:
+                                labels.file_attrs.update(class_names=["Arson", "Normal"]))
     with pytest.raises(UserError, match="classes"):
         score_split(other_classes, run=runs, out=tmp_path / "x")
     bad = tmp_path / "broken.mp4"
@@ -132,8 +133,7 @@ def test_abnormal_video_without_intervals_is_scored_but_left_out_of_metrics(demo
     workdir, _ = demo
     store = tmp_path / "f.h5"
     shutil.copy(workdir / "features.h5", store)
-    with h5py.File(store, "r+") as h5:
-        del h5["videos/test_Arson_00/intervals"]
+    edit_labels(store, lambda labels: labels.videos["test_Arson_00"].intervals.clear())
     result = score_split(store, run=workdir / "runs", out=tmp_path / "s",
                          plots_per_video=False, progress=False)
     frames = result.frames
@@ -142,3 +142,87 @@ def test_abnormal_video_without_intervals_is_scored_but_left_out_of_metrics(demo
     assert result.metrics["n_videos"] == 11 and any("test_Arson_00" in n for n in result.notes)
     with pytest.raises(UserError, match="split"):
         score_split(store, run=workdir / "runs", split="bogus", out=tmp_path / "x")
+
+
+# ---------------------------------------------------- issue 13, findings 7 and 17: outputs
+def test_demo_keeps_everything_under_its_workdir_with_normal_file_modes(demo):
+    from features.store import file_mode
+
+    workdir, _ = demo
+    assert not (workdir.parent / "pipeline_out").exists()      # nothing outside --workdir
+    assert (workdir / "models" / "tiny-clip" / "model.safetensors").exists()
+    files = [p for p in workdir.rglob("*") if p.is_file()]
+    assert any(p.name == "model.safetensors" for p in files if "runs" in p.parts)
+    modes = {p.relative_to(workdir): oct(p.stat().st_mode & 0o777) for p in files}
+    assert set(modes.values()) == {oct(file_mode())}, modes     # 0644 under umask 022
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_score_video_never_writes_into_a_split_folder(demo, tmp_path, monkeypatch):
+    workdir, _ = demo
+    monkeypatch.setenv("PIPELINE_WORKDIR", str(tmp_path / "wd"))
+    runs, features = str(workdir / "runs"), str(workdir / "features.h5")
+    test_scores = tmp_path / "wd" / "scores" / "test"          # as `pipeline score` left it
+    names = ["frame_scores.parquet", "videos.csv", "per_class.csv", "summary.png",
+             "plots/test_Arson_00.png", "metrics.json"]
+    for name in names:
+        (test_scores / name).parent.mkdir(parents=True, exist_ok=True)
+        (test_scores / name).write_text(f"the test split's {name}\n")
+    (test_scores / "metrics.json").write_text(json.dumps({"split": "test", "files": names}))
+    before = _snapshot(test_scores)
+    video = tmp_path / "test.mp4"                      # named like the split
+    shutil.copy(workdir / "samples" / "test_Arson_00.mp4", video)
+    one = CliRunner().invoke(cli, ["score", "--video", str(video), "--checkpoint", runs])
+    assert one.exit_code == 0, one.output
+    assert _snapshot(test_scores) == before
+    own = tmp_path / "wd" / "scores" / "videos" / "test"
+    assert json.loads((own / "metrics.json").read_text())["video"] == str(video.resolve())
+    assert (own / "plots" / "test.png").exists() and (own / "frame_scores.parquet").exists()
+    into_split = CliRunner().invoke(cli, ["score", "--video", str(video), "--checkpoint", runs,
+                                          "--out", str(test_scores)])
+    assert into_split.exit_code == 2 and "holds the scores of split test" in into_split.output
+    into_video = CliRunner().invoke(cli, ["score", "--features", features, "--checkpoint", runs,
+                                          "--out", str(own)])
+    assert into_video.exit_code == 2 and "holds the scores of video" in into_video.output
+    assert _snapshot(test_scores) == before
+
+
+def test_rescoring_leaves_no_stale_output_and_a_failed_one_changes_nothing(demo, tmp_path,
+                                                                          monkeypatch):
+    import evaluate.score
+
+    workdir, _ = demo
+    out, runs = tmp_path / "out", workdir / "runs"
+    first = score_split(workdir / "features.h5", run=runs, out=out, csv=True, progress=False)
+    assert first.metrics is not None and len(list((out / "plots").glob("*.png"))) == 12
+    assert {"per_class.csv", "summary.png", "frame_scores.csv"} <= {p.name for p in out.iterdir()}
+    (out / "my_notes.txt").write_text("the user's own file\n")
+    before = _snapshot(out)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk trouble while drawing")
+    real = evaluate.score.plots.summary_figure
+    monkeypatch.setattr(evaluate.score.plots, "summary_figure", broken)
+    with pytest.raises(RuntimeError):
+        score_split(workdir / "features.h5", run=runs, out=out, plots_per_video=False,
+                    progress=False)
+    assert _snapshot(out) == before and not (out / ".partial").exists()
+    monkeypatch.setattr(evaluate.score.plots, "summary_figure", real)
+
+    unlabelled = tmp_path / "unlabelled.h5"                  # every video, no metrics
+    shutil.copy(workdir / "features.h5", unlabelled)
+
+    def drop(labels):
+        labels.videos.clear()
+        del labels.file_attrs["class_names"]
+    edit_labels(unlabelled, drop)
+    again = score_split(unlabelled, run=runs, out=out, plots_per_video=False, progress=False)
+    assert again.metrics is None and len(again.videos) == 36
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert left == ["frame_scores.parquet", "metrics.json", "my_notes.txt", "videos.csv"]
+    assert json.loads((out / "metrics.json").read_text())["files"] == [
+        "frame_scores.parquet", "videos.csv", "metrics.json"]
+    assert len(pd.read_parquet(out / "frame_scores.parquet")) == 36 * 96

@@ -12,21 +12,31 @@ from click.testing import CliRunner
 from extract import extract_videos
 from features import open_store
 from features.clip_loader import CLIP_MEAN, CLIP_STD, load_clip
-from tests.media import decode_full_frames, make_video, reference_timestamps_ms
+from extract.probe import probe
+from tests.media import (container_start_s, decode_full_frames, make_video, packet_pts,
+                         reference_timestamps_ms)
 
-CASES = {  # name: (make_video kwargs, native frames)
-    "cfr25": (dict(size="320x240", rate="25", seconds=2.0), 50),
-    "ntsc2997": (dict(size="176x144", rate="30000/1001", seconds=2.0), 60),
+CASES = {  # name: (file, make_video kwargs, native frames)
+    "cfr25": ("cfr25.mp4", dict(size="320x240", rate="25", seconds=2.0), 50),
+    "ntsc2997": ("ntsc2997.mp4", dict(size="176x144", rate="30000/1001", seconds=2.0), 60),
     # how many frames a VFR encode keeps varies by ffmpeg version: counted by ffmpeg below
-    "vfr": (dict(size="320x240", rate="25", seconds=2.0, vfr=True), None),
+    "vfr": ("vfr.mp4", dict(size="320x240", rate="25", seconds=2.0, vfr=True), None),
+    # B-frames without an edit list: packets in decode order, dts != pts
+    "bframes": ("bframes.mkv", dict(size="320x240", rate="25", seconds=2.0,
+                                    extra=["-bf", "3"]), 50),
+    # MPEG-TS starts its clock at 1.4 s: frame times count from the container's start
+    "start_offset": ("start_offset.ts", dict(size="320x240", rate="25", seconds=2.0), 50),
+    # packed MPEG-4 B-frames in AVI: packets carry no presentation time at all
+    "avi_bframes": ("avi_bframes.avi", dict(size="320x240", rate="25", seconds=2.0,
+                                            codec="mpeg4", extra=["-bf", "2"]), 50),
 }
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("clips")
-    for name, (kw, _) in CASES.items():
-        make_video(root / f"{name}.mp4", **kw)
+    for file, kw, _ in CASES.values():
+        make_video(root / file, **kw)
     return root
 
 
@@ -41,8 +51,8 @@ def stores(clips, tiny_clip, tmp_path_factory):
 @pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("name", list(CASES))
 def test_rows_frame_index_and_timestamps_match_ffmpeg(stores, clips, name, stride):
-    ref_ms = reference_timestamps_ms(clips / f"{name}.mp4")
-    n_native = CASES[name][1] or len(ref_ms)
+    ref_ms = reference_timestamps_ms(clips / CASES[name][0])
+    n_native = CASES[name][2] or len(ref_ms)
     assert len(ref_ms) == n_native > 40
     with open_store(stores[stride]) as store:
         rows = store.embeddings(name).shape[0]
@@ -58,18 +68,48 @@ def test_rows_frame_index_and_timestamps_match_ffmpeg(stores, clips, name, strid
         assert ref_ms[30] == pytest.approx(30 * 1001 / 30, abs=0.01)
 
 
-def _reference_embeddings(tiny_clip, images):
-    """Independent path: PIL bicubic resize (shorter side 224), centre crop, normalise,
-    one frame at a time."""
+def test_the_timestamp_cases_are_what_they_claim(clips):
+    """The clips above really have B-frames, a start offset, pts-less packets."""
+    for name in ("cfr25", "bframes", "start_offset"):
+        pts = packet_pts(clips / CASES[name][0])
+        assert pts != sorted(pts), name                     # decode order != display order
+    assert container_start_s(clips / "start_offset.ts") > 1.0
+    assert probe(str(clips / "avi_bframes.avi")).frame_times_ms is None   # decoder reports
+    assert probe(str(clips / "bframes.mkv")).frame_times_ms is not None
+
+
+PIXEL_CASES = {  # name: make_video kwargs; every stored row is checked against PIL
+    "qvga": dict(size="320x240"),
+    "qcif_upscaled": dict(size="176x144"),
+    "portrait_odd": dict(size="240x426"),                     # odd crop offset
+    "anamorphic": dict(size="320x240", extra=["-aspect", "16:9"]),   # SAR 4:3
+    "hd709": dict(size="1280x720", extra=["-colorspace", "bt709", "-color_range", "tv"]),
+    "full_range": dict(size="320x240", extra=["-color_range", "pc"]),
+}
+
+
+@pytest.fixture(scope="module")
+def pixel_store(tiny_clip, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pixels")
+    for name, kw in PIXEL_CASES.items():
+        make_video(root / "videos" / f"{name}.mp4", seconds=0.48, **kw)
+    return root / "videos", extract_videos(root / "videos", out=root / "px.h5", model=tiny_clip,
+                                           progress=False).out
+
+
+def _reference_embeddings(tiny_clip, images, display_size):
+    """Independent path: PIL bicubic resize of the decoded RGB frame (shorter displayed side
+    to 224, pixel aspect applied by the same resize), centre crop, normalise, one frame at a
+    time."""
     clip = load_clip(tiny_clip, "cpu")
     mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1)
+    w, h = display_size
+    s = 224 / min(w, h)
+    size = max(224, round(w * s)), max(224, round(h * s))
+    left, top = (size[0] - 224) // 2, (size[1] - 224) // 2
     out = []
     for img in images:
-        w, h = img.size
-        s = 224 / min(w, h)
-        img = img.resize((max(224, round(w * s)), max(224, round(h * s))), resample=3)  # BICUBIC
-        left, top = (img.size[0] - 224) // 2, (img.size[1] - 224) // 2
-        img = img.crop((left, top, left + 224, top + 224))
+        img = img.resize(size, resample=3).crop((left, top, left + 224, top + 224))  # BICUBIC
         x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255
         x = ((x - mean) / std).unsqueeze(0)
         with torch.inference_mode():
@@ -77,16 +117,25 @@ def _reference_embeddings(tiny_clip, images):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("name", ["cfr25", "ntsc2997"])
-def test_embeddings_match_independent_pil_reference(stores, clips, tiny_clip, name):
-    images = decode_full_frames(clips / f"{name}.mp4", max_frames=12)
-    ref = _reference_embeddings(tiny_clip, images)
-    with open_store(stores[1]) as store:
+@pytest.mark.parametrize("name", list(PIXEL_CASES))
+def test_embeddings_match_independent_pil_reference(pixel_store, tiny_clip, name):
+    """YUV from ffmpeg, RGB and CLIP's normalisation in torch: the same pixels as decoding to
+    RGB and resizing with PIL, for every size, pixel aspect and colour tagging."""
+    videos, store_path = pixel_store
+    images, display_size = decode_full_frames(videos / f"{name}.mp4", max_frames=12)
+    ref = _reference_embeddings(tiny_clip, images, display_size)
+    with open_store(store_path) as store:
         ours = store.embeddings(name)[:12].astype(np.float32)
+        attrs = store.video_attrs(name)
+        assert "yuv444p" in store.attrs["preprocessing"]
+    assert len(ours) == len(ref) == 12
     cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
-    assert cos.min() > 0.999, cos
+    assert cos.min() >= 0.9999, cos
     # and they are not trivially equal for all frames: the clip moves
     assert np.linalg.norm(ours[0] - ours[-1]) > 1e-3
+    assert attrs["decoder"] == "cpu" and attrs["decoder_fallback"] == ""
+    assert attrs["color_matrix"] == ("bt709" if name == "hd709" else "bt601")
+    assert attrs["color_range"] == ("full" if name == "full_range" else "limited")
 
 
 def test_extract_twice_gives_identical_arrays(clips, tiny_clip, tmp_path, stores):
@@ -107,9 +156,10 @@ def test_plain_h5py_sees_the_documented_schema(stores):
         g = h5["videos/cfr25"]
         assert g["embeddings"].dtype == np.float16 and g["embeddings"].shape == (17, 512)
         assert g["embeddings"].chunks == (64, 512)
-        for key in ("fps", "n_frames", "duration_s", "source_path", "source_size",
+        for key in ("fps", "n_frames", "duration_s", "source_path", "source_root", "source_size",
                     "source_mtime_ns", "width", "height", "rotation", "complete"):
             assert key in g.attrs, key
+        assert h5["labels/slot0"].shape == h5["labels/slot1"].shape   # where labels will go
         assert g.attrs["fps"] == 25 and g.attrs["source_path"] == "cfr25.mp4"
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,9 +14,11 @@ from extract import extract_videos
 from extract.commit import parts_dir
 from extract.ffmpeg_bin import ffmpeg_exe
 from features import UserError, open_store
+from tests.dataset_files import assert_same_store as _assert_same_store
+from tests.dataset_files import store_with
 from tests.media import make_video
+from tests.processes import cli as _cli
 
-REPO = Path(__file__).resolve().parents[1]
 N_GOOD = 6
 
 
@@ -37,29 +37,6 @@ def clean_store(good_videos, tiny_clip, tmp_path_factory):
     result = extract_videos(good_videos, out=out, model=tiny_clip, progress=False)
     assert len(result.done) == N_GOOD and not result.failed
     return out
-
-
-def _assert_same_store(a_path: Path, b_path: Path, bitwise: bool = True):
-    """Same videos, rows, timestamps and arrays. ``bitwise=False`` for runs with another
-    torch thread count (Dask workers): fp32 sums then differ in the last bits, which can
-    flip the last bit of a few fp16 values; allow that much and no more."""
-    with open_store(a_path) as a, open_store(b_path) as b:
-        assert a.video_ids == b.video_ids
-        for vid in a.video_ids:
-            x, y = a.embeddings(vid)[()], b.embeddings(vid)[()]
-            if bitwise:
-                np.testing.assert_array_equal(x, y)
-            else:
-                assert x.shape == y.shape and (x == y).mean() > 0.999
-                np.testing.assert_allclose(x, y, rtol=2 ** -10, atol=2 ** -14)
-            np.testing.assert_array_equal(a.timestamps_ms(vid), b.timestamps_ms(vid))
-            assert a.video_attrs(vid)["n_frames"] == b.video_attrs(vid)["n_frames"]
-
-
-def _cli(*args, env=None, **kw):
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})}, **kw)
 
 
 def _extract_until_first_commit(videos: Path, out: Path, model: str) -> subprocess.Popen:
@@ -94,12 +71,7 @@ def test_crash_during_merge_keeps_old_file_and_recovers(good_videos, clean_store
                                                         tmp_path, monkeypatch):
     import extract.commit as commit
 
-    out = tmp_path / "merge.h5"
-    first = tmp_path / "first"
-    first.mkdir()
-    for name in ("clip0.mp4", "clip1.mp4"):
-        os.link(good_videos / name, first / name)
-    extract_videos(first, out=out, model=tiny_clip, progress=False)
+    out = store_with(good_videos, ["clip0.mp4", "clip1.mp4"], tmp_path / "merge.h5", tiny_clip)
 
     real_replace = commit.atomic_replace
 

@@ -85,23 +85,32 @@ def test_selector_is_batchnormed_scalar_projection():
     assert sel.norm.num_batches_tracked.item() == 1      # running statistics updated
 
 
-def test_temporal_model_shapes_and_attention_axes():
+@pytest.mark.parametrize("kind", ["reversible", "residual"])
+def test_temporal_model_shapes_and_attention_axes(kind):
     torch.manual_seed(0)
-    tm = TemporalModel(in_dim=20, width=32, depth=1, heads=4, num_segments=N, seg_length=L)
+    tm = TemporalModel(in_dim=20, width=32, depth=1, heads=4, num_segments=N, seg_length=L,
+                       kind=kind)
     x = torch.randn(2, N, L, 20)
     assert tm(x).shape == (2, N, L)
-    layer, h = tm.layers[0], torch.randn(2, N, L, 32)
+    if kind == "reversible":                 # blocks (f, g): (segment, frame), (ff, ff)
+        attn, ffs = tm.layers.blocks[0], tm.layers.blocks[1]
+        segment_attn, frame_attn, ff_list = attn.f, attn.g, [ffs.f, ffs.g]
+    else:
+        layer = tm.layers[0]
+        segment_attn, frame_attn, ff_list = layer.segment_attn, layer.frame_attn, [layer.ff]
+    h = torch.randn(2, N, L, 32)
     h2 = h.clone()
     h2[0, 3, 1] += 5 * torch.randn(32)       # perturb segment 3, frame 1 of video 0
-    seg = (layer.segment_attn(h2) - layer.segment_attn(h)).abs().amax(-1) > 1e-6  # (2, N, L)
-    frm = (layer.frame_attn(h2) - layer.frame_attn(h)).abs().amax(-1) > 1e-6
+    seg = (segment_attn(h2) - segment_attn(h)).abs().amax(-1) > 1e-6  # (2, N, L)
+    frm = (frame_attn(h2) - frame_attn(h)).abs().amax(-1) > 1e-6
     expect_seg = torch.zeros(2, N, L, dtype=torch.bool)
     expect_seg[0, :, 1] = True               # same frame position, every segment
     expect_frm = torch.zeros(2, N, L, dtype=torch.bool)
     expect_frm[0, 3, :] = True               # same segment, every frame
     assert torch.equal(seg, expect_seg) and torch.equal(frm, expect_frm)
-    conv = (layer.ff(h2) - layer.ff(h)).abs().amax(-1) > 1e-6
-    assert conv[0, 2:5, 0:3].all() and not conv[0, 6:].any() and not conv[1].any()  # 3x3
+    for ff in ff_list:
+        conv = (ff(h2) - ff(h)).abs().amax(-1) > 1e-6
+        assert conv[0, 2:5, 0:3].all() and not conv[0, 6:].any() and not conv[1].any()  # 3x3
 
 
 def test_model_forward_shapes_and_probabilities(model):
@@ -186,9 +195,13 @@ def test_window_rows_follow_the_sampling_rule():
             assert ((0 <= jitter) & (jitter <= dist - 15)).all() if t >= 512 else True
             assert (np.diff(rows, axis=1) == 1).all() if t >= 512 else True
             assert rows.max() < t
-    short = window_rows(100, 32, 16, rng)                            # wraps, no jitter
-    np.testing.assert_array_equal(short.ravel(), np.arange(512) % 100)
-    np.testing.assert_array_equal(window_rows(400, 32, 16, rng).ravel(), np.arange(512) % 400)
+    # shorter than N x L: sampled as if 512 rows long, dist (512 - 15) // 32 = 15, so
+    # segment i is rows 15 i ... 15 i + 15 (one row shared with the next), modulo T
+    expected = (np.arange(32)[:, None] * 15 + np.arange(16))
+    for t in (100, 400, 511):
+        for _ in range(5):
+            np.testing.assert_array_equal(window_rows(t, 32, 16, rng), expected % t)
+    np.testing.assert_array_equal(window_rows(512, 32, 16, rng), expected)   # the same rule
     dist = (4003 - 15) // 32                                         # 124: jitter in [0, 109]
     jitter = np.stack([window_rows(4003, 32, 16, rng)[:, 0] - np.arange(32) * dist
                        for _ in range(200)])                          # (draws, N)
@@ -257,7 +270,7 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero():
 
 
 def test_seven_loss_terms_follow_their_definitions_and_weights():
-    """Each term against its METHOD.md definition, computed by hand on a small batch
+    """Each term against its docs/method.md definition, computed by hand on a small batch
     (keep_prob 1: every segment selectable), with distinct weights so a swapped weight shows."""
     g = torch.Generator().manual_seed(0)
     B, C1 = 4, 3                                            # 2 abnormal + 2 normal videos

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from features.errors import UserError
 from features.store import open_store
 from pipeline import cli
+from tests.dataset_files import edit_labels
 from tests.train_helpers import TINY, split_metrics
 from train.checkpoint import find_best_run, load_run
 from train.config import build_config
@@ -159,34 +160,33 @@ def test_config_precedence_and_presets(tmp_path):
 
 def _copy_store(src, dst, edit):
     dst.write_bytes(src.read_bytes())
-    with h5py.File(dst, "r+") as h5:
-        edit(h5)
+    edit(dst)
     return dst
 
 
 def _relabel(split=None, class_name=None):
-    def edit(h5):
-        for g in h5["videos"].values():
-            if g.attrs["split"] == "train" and (class_name is None or
-                                                g.attrs["class_name"] == class_name):
-                g.attrs["split"] = split
-    return edit
+    def change(labels):
+        for v in labels.videos.values():
+            if v.split == "train" and (class_name is None or v.class_name == class_name):
+                v.split = split
+    return lambda path: edit_labels(path, change)
 
 
-def _drop_labels(h5):
-    del h5.attrs["class_names"]
-    for g in h5["videos"].values():
-        for key in ("split", "class_name", "label"):
-            del g.attrs[key]
+def _drop_labels(path):
+    def change(labels):
+        labels.videos.clear()
+        del labels.file_attrs["class_names"]
+    edit_labels(path, change)
 
 
-def _seven_classes(h5):
-    h5.attrs["class_names"] = json.dumps(["Abuse", "Arson", "Explosion", "Fighting", "Normal",
-                                          "Road_Accidents", "Vandalism"])
+def _seven_classes(path):
+    edit_labels(path, lambda labels: labels.file_attrs.update(class_names=[
+        "Abuse", "Arson", "Explosion", "Fighting", "Normal", "Road_Accidents", "Vandalism"]))
 
 
-def _wrong_sha(h5):
-    h5.attrs["model_sha256"] = "0" * 64
+def _wrong_sha(path):
+    with h5py.File(path, "r+") as h5:
+        h5.attrs["model_sha256"] = "0" * 64
 
 
 @pytest.mark.parametrize("edit, options, message", [
@@ -209,11 +209,12 @@ def test_errors_are_one_clear_line(synthetic_store, tmp_path, edit, options, mes
 
 
 def test_error_no_abnormal_training_videos(synthetic_store, tmp_path):
-    def edit(h5):
-        for g in h5["videos"].values():
-            if g.attrs["split"] == "train" and g.attrs["class_name"] != "Normal":
-                g.attrs["split"] = "test"
-    store = _copy_store(synthetic_store, tmp_path / "s.h5", edit)
+    def change(labels):
+        for v in labels.videos.values():
+            if v.split == "train" and v.class_name != "Normal":
+                v.split = "test"
+    store = _copy_store(synthetic_store, tmp_path / "s.h5",
+                        lambda path: edit_labels(path, change))
     with pytest.raises(UserError, match="no abnormal training videos"):
         train(store, settings=TINY, out=tmp_path / "runs", progress=False)
 

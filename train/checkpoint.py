@@ -10,16 +10,17 @@ names, N, L, model_id / model_sha256, the store's stride ...).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from features.errors import UserError
+from features.store import atomic_write
 
+from .config import TEMPORAL_MODELS
 from .model import AnomalyCLIP
 
 FORMAT = "anomalyclip-run"
@@ -27,13 +28,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 SUMMARY = "summary.csv"
-_NOT_SAVED = "prompt_learner.encoder."      # frozen CLIP text tower
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+FROZEN_TOWER = "prompt_learner.encoder."      # frozen CLIP text tower
 
 
 def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -> None:
@@ -42,19 +37,90 @@ def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -
     run_dir.mkdir(parents=True, exist_ok=True)
     model.refresh_text()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-             if not k.startswith(_NOT_SAVED)}
-    _atomic_write(run_dir / WEIGHTS, lambda p: save_file(state, str(p), metadata={
+             if not k.startswith(FROZEN_TOWER)}
+    atomic_write(run_dir / WEIGHTS, lambda p: save_file(state, str(p), metadata={
         "format": FORMAT, "class_names": json.dumps(model.class_names)}))
-    body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config},
-                      indent=2, default=str)
-    _atomic_write(run_dir / CONFIG, lambda p: p.write_text(body + "\n"))
+    body = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **run_config,
+                       "temporal": model.temporal.kind}, indent=2, default=str)
+    atomic_write(run_dir / CONFIG, lambda p: p.write_text(body + "\n"))
+
+
+# config.json keys that shape the model (the rest describes the run)
+_SHAPE_INTS = ("feature_dim", "num_segments", "seg_length", "width", "depth", "heads")
+
+
+def check_run_config(cfg: dict, path: Path) -> None:
+    """UserError naming ``path`` (config.json) when it cannot describe a model: a key
+    missing, a value of the wrong type or range, settings that contradict each other."""
+    def bad(what: str):
+        raise UserError(f"{path}: {what}; the file was edited or damaged: restore it or train "
+                        "the run again")
+
+    missing = [k for k in ("class_names", "normal_index", *_SHAPE_INTS, "concat_selector")
+               if k not in cfg]
+    if missing:
+        bad(f"missing key(s) {', '.join(missing)}")
+    names = cfg["class_names"]
+    if not (isinstance(names, list) and len(names) >= 2
+            and all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names)):
+        bad(f"class_names={names!r} must be a list of two or more distinct names")
+    for key in _SHAPE_INTS:
+        if type(cfg[key]) is not int or cfg[key] < 1:
+            bad(f"{key}={cfg[key]!r} must be a positive integer")
+    index = cfg["normal_index"]
+    if type(index) is not int or not 0 <= index < len(names):
+        bad(f"normal_index={index!r} must be the position of the normal class in class_names")
+    if cfg.get("normal_class", names[cfg["normal_index"]]) != names[cfg["normal_index"]]:
+        bad(f"normal_class={cfg['normal_class']!r} is not class_names[normal_index]")
+    if not isinstance(cfg["concat_selector"], bool):
+        bad(f"concat_selector={cfg['concat_selector']!r} must be true or false")
+    if cfg["width"] % cfg["heads"]:
+        bad(f"width={cfg['width']} is not a multiple of heads={cfg['heads']}")
+    if cfg.get("temporal", "residual") not in TEMPORAL_MODELS:
+        bad(f"temporal={cfg['temporal']!r} must be one of {', '.join(TEMPORAL_MODELS)}")
+    settings = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    for key in ("num_segments", "seg_length", "width", "depth", "heads", "concat_selector"):
+        if key in settings and settings[key] != cfg[key]:
+            bad(f"{key}={cfg[key]!r} but the run's settings say {key}={settings[key]!r}")
+    stride = cfg.get("stride")
+    if stride is not None and (type(stride) is not int or stride < 1):
+        bad(f"stride={stride!r} must be a positive integer or null")
+    for key in ("model_id", "model_sha256", "normal_class"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            bad(f"{key}={cfg[key]!r} must be text or null")
+    videos = cfg.get("val_videos", [])
+    if not (isinstance(videos, list) and all(isinstance(v, str) for v in videos)):
+        bad("val_videos must be a list of video ids")
 
 
 def build_model(cfg: dict) -> AnomalyCLIP:
-    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says."""
+    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says (runs
+    written before the temporal model was a setting used the residual one)."""
     return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["feature_dim"],
                        cfg["num_segments"], cfg["seg_length"], cfg["width"], cfg["depth"],
-                       cfg["heads"], cfg["concat_selector"])
+                       cfg["heads"], cfg["concat_selector"],
+                       temporal=cfg.get("temporal", "residual"))
+
+
+def upgrade_state(state: dict, cfg: dict) -> dict:
+    """Weights of a run written before the temporal model was a setting, renamed to today's
+    layout: one fused ``qkv`` projection became ``q`` and ``kv`` (the same rows), the conv
+    feed-forward's ``net.0.norm`` / ``net.1`` / ``net.3`` became ``norm`` / ``conv.0`` /
+    ``conv.2``. Runs that record ``temporal`` are returned unchanged."""
+    if "temporal" in cfg:
+        return state
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".qkv.weight"):
+            width = value.shape[1]
+            out[key.replace(".qkv.", ".q.")] = value[:width]
+            out[key.replace(".qkv.", ".kv.")] = value[width:]
+            continue
+        for old, new in ((".ff.net.0.norm.", ".ff.norm."), (".ff.net.1.", ".ff.conv.0."),
+                         (".ff.net.3.", ".ff.conv.2.")):
+            key = key.replace(old, new)
+        out[key] = value
+    return out
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
@@ -70,13 +136,21 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
                         "the run is damaged: train it again or pass another run") from None
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise UserError(f"{run_dir / CONFIG}: not a run config of this tool")
+    check_run_config(cfg, run_dir / CONFIG)
     model = build_model(cfg)
     try:
         weights = load_file(str(run_dir / WEIGHTS))
+        with safe_open(str(run_dir / WEIGHTS), "pt") as f:
+            saved_names = (f.metadata() or {}).get("class_names")
     except (SafetensorError, OSError) as err:
         raise UserError(f"{run_dir / WEIGHTS}: not readable safetensors ({err}); the run is "
                         "damaged: train it again or pass another run") from None
-    state = {k: v for k, v in weights.items() if not k.startswith("prompt_learner.")}
+    if saved_names and json.loads(saved_names) != cfg["class_names"]:
+        raise UserError(f"{run_dir / CONFIG}: class_names {cfg['class_names']} differ from the "
+                        f"weights' {json.loads(saved_names)}; restore the file or train the run "
+                        "again")
+    state = upgrade_state({k: v for k, v in weights.items()
+                           if not k.startswith("prompt_learner.")}, cfg)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -20,6 +20,8 @@ from .presets import get_preset
 
 SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
 CACHE_MODES = ("auto", "memory", "hdf5")
+TEMPORAL_MODELS = ("reversible", "residual")    # train.temporal builds them
+PROTOCOLS = ("validated", "reference")
 SELECT_BY = ("selector", "temporal", "blend")
 DIRECTION_INITS = ("text", "data", "text+data")
 
@@ -27,7 +29,11 @@ DIRECTION_INITS = ("text", "data", "text+data")
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str | None = None
-    # -- model (METHOD.md, Model) -------------------------------------------------------
+    # validated: carve validation, select the best epoch, per-step schedule (ours);
+    # reference: the reference's protocol (train.protocol)
+    protocol: str = "validated"
+    # -- model (docs/method.md, Model) --------------------------------------------------
+    temporal: str = "reversible"      # the reference's model; residual: the earlier one
     num_segments: int = 32            # N: segments per window
     seg_length: int = 16              # L: consecutive frames (store rows) per segment
     width: int = 256                  # E: temporal model width
@@ -36,7 +42,7 @@ class TrainConfig:
     concat_selector: bool = False     # temporal input [S, x - m] instead of x - m
     n_ctx: int = 8                    # learnable CoOp context vectors per class
     ctx_init_std: float = 0.02
-    # -- MIL selection and losses (METHOD.md, Training) ---------------------------------
+    # -- MIL selection and losses (docs/method.md, Training) ----------------------------
     topk: int = 3                     # k of top-k / bottom-k segments
     keep_prob: float = 0.3            # a segment can be selected with this probability
     lambda_dir_abn: float = 1.0
@@ -75,11 +81,19 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, values: dict) -> "TrainConfig":
-        return _apply(self, values, "override")
+    def with_overrides(self, values: dict, source: str = "override") -> "TrainConfig":
+        """A copy with ``values`` set, validated (a sweep point or a seed of the grid)."""
+        config = _apply(self, values, source)
+        validate(config)
+        return config
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _is_text(key: str) -> bool:
+    """Settings holding text (a device, a path, a mode) rather than numbers or flags."""
+    return not any(t in str(FIELDS[key].type) for t in ("bool", "int", "float"))
 
 
 def coerce(key: str, value: Any, source: str) -> Any:
@@ -90,12 +104,16 @@ def coerce(key: str, value: Any, source: str) -> Any:
             return None
         raise UserError(f"{source}: {key} cannot be empty")
     try:
+        if not isinstance(value, (str, int, float)):      # a list, a mapping, a date ...
+            raise TypeError(value)
         if "bool" in str(kind):
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(value)
                 return value.lower() in ("true", "1", "yes")
             return bool(value)
+        if isinstance(value, bool) and not _is_text(key):  # epochs=true is no number
+            raise TypeError(value)
         if "int" in str(kind):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
@@ -103,12 +121,28 @@ def coerce(key: str, value: Any, source: str) -> Any:
         if "float" in str(kind):
             return float(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UserError(f"{source}: {key}={value!r} is not a valid {kind}") from None
 
 
+def read_value(key: str, text: str, source: str) -> Any:
+    """The value of ``key=text`` on the command line: text settings as given, the others
+    read as YAML scalars (1e-4, 0.001, true, ~); UserError when the text is no value."""
+    text = text.strip()
+    if not text:
+        return None
+    if key in FIELDS and _is_text(key):
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        why = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{source}: {text!r} is not a value ({why}); give a number such as "
+                        "1e-4, true/false, or a YAML scalar") from None
+
+
 def _apply(config: TrainConfig, values: dict, source: str) -> TrainConfig:
-    unknown = [k for k in values if k not in FIELDS]
+    unknown = [str(k) for k in values if k not in FIELDS]
     if unknown:
         raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}; valid keys: "
                         f"{', '.join(FIELDS)}")
@@ -122,7 +156,7 @@ def parse_set(items: Iterable[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item}: expected key=value, e.g. --set lr=1e-4")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        out[key.strip()] = read_value(key.strip(), value, f"--set {item}")
     return out
 
 
@@ -146,12 +180,6 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
-def epoch_steps(n_abnormal: int, n_normal: int, config: TrainConfig) -> int:
-    """Steps in an epoch: every video of the larger class once (or ``steps_per_epoch``)."""
-    return config.steps_per_epoch or math.ceil(max(n_abnormal, n_normal)
-                                               / (config.batch_size // 2))
-
-
 def build_config(preset: str | None = None, config_file: str | Path | None = None,
                  overrides: dict | None = None, sized: dict | None = None) -> TrainConfig:
     """Defaults, then the preset (and its ``sized`` values for the dataset, see
@@ -171,6 +199,14 @@ def build_config(preset: str | None = None, config_file: str | Path | None = Non
 
 
 def validate(config: TrainConfig) -> None:
+    for name, f in FIELDS.items():
+        value = getattr(config, name)
+        if "float" in str(f.type) and value is not None and not math.isfinite(value):
+            raise UserError(f"setting {name}={value} must be a finite number")
+    for key in ("seed", "val_seed"):
+        if not 0 <= getattr(config, key) < 2 ** 63:
+            raise UserError(f"setting {key}={getattr(config, key)} must be an integer in "
+                            "[0, 2**63)")
     positive = ("num_segments", "seg_length", "width", "depth", "heads", "n_ctx", "topk",
                 "epochs", "batch_size", "val_every")
     for key in positive:
@@ -190,7 +226,8 @@ def validate(config: TrainConfig) -> None:
     if config.select_metric not in SELECT_METRICS:
         raise UserError(f"setting select_metric={config.select_metric}: choose one of "
                         f"{', '.join(SELECT_METRICS)}")
-    for key, choices in (("select_by", SELECT_BY), ("direction_init", DIRECTION_INITS)):
+    for key, choices in (("temporal", TEMPORAL_MODELS), ("protocol", PROTOCOLS),
+                         ("select_by", SELECT_BY), ("direction_init", DIRECTION_INITS)):
         if getattr(config, key) not in choices:
             raise UserError(f"setting {key}={getattr(config, key)}: choose one of "
                             f"{', '.join(choices)}")

@@ -1,4 +1,4 @@
-"""Whole-video inference (METHOD.md, Inference): wrap-around padding, interleaved grids.
+"""Whole-video inference (docs/method.md, Inference): wrap-around padding, interleaved grids.
 
 A video of T rows is padded by wrap-around to P = k * N * L rows (k = ceil(T / (N*L))) and
 viewed as k interleaved N x L grids that each span the whole video: grid j, segment i,

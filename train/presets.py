@@ -1,18 +1,20 @@
-"""Published AnomalyCLIP hyper-parameters per dataset (METHOD.md, Training / Model), and the
-``custom`` preset for every other dataset.
+"""Published AnomalyCLIP hyper-parameters per dataset (docs/method.md, Training / Model),
+and the ``custom`` preset for every other dataset.
 
 A preset fills the :class:`train.config.TrainConfig` fields below; every field can still be
 overridden from a config file or ``--set key=value``. Each paper preset also names the
-classes it was published with, so a store labelled for another dataset is caught before
-training. The custom preset has no class list; it turns on the options for a weak text
-prior and sizes the run to the dataset (:func:`custom_schedule`).
+classes it was published with (the dataset adapters' lists), so a store labelled for
+another dataset is caught before training. The custom preset has no class list; it starts
+the directions from the data as well as the text and sizes the run to the dataset
+(:func:`custom_schedule`).
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from features.datasets import shanghaitech, ucf_crime, xd_violence
 from features.errors import UserError
 
 
@@ -21,33 +23,25 @@ class Preset:
     name: str
     params: dict                       # TrainConfig fields
     class_names: tuple[str, ...]       # incl. Normal, as the dataset names them
-    check_names: bool = True           # False: only the number of classes is checked
     alternatives: tuple = ()           # other accepted class lists (checked by name)
-    note: str = field(default="")
 
 
 PRESETS = {
     "ucf-crime": Preset(
         "ucf-crime",
         dict(lr=1e-5, warmup_epochs=5, epochs=50, width=256, depth=1, concat_selector=False),
-        ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "Normal",
-         "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism")),
+        tuple(ucf_crime.CLASS_NAMES)),
     "xd-violence": Preset(
         "xd-violence",
         dict(lr=5e-6, warmup_epochs=5, epochs=50, width=128, depth=1, concat_selector=False),
-        ("Abuse", "Car_accident", "Explosion", "Fighting", "Normal", "Riot", "Shooting")),
-    # ShanghaiTech has no official class list; these are the names of the reference
-    # implementation's label map. Only the count (17 + Normal) is enforced, or the
+        tuple(xd_violence.CLASS_NAMES)),
+    # The 17 classes of the reference implementation's label map, by name; or the
     # detection-only labelling (`pipeline label --dataset shanghaitech` without a class map:
     # every abnormal video is "Anomaly").
     "shanghaitech": Preset(
         "shanghaitech",
         dict(lr=5e-4, warmup_epochs=10, epochs=100, width=256, depth=2, concat_selector=True),
-        ("car", "chasing", "circuit", "fall", "fighting", "hurdle", "jumping", "monocycle",
-         "Normal", "push", "robbery", "running", "skateboard", "step", "stoop",
-         "throwing_object", "vaudeville", "vehicle"),
-        check_names=False, alternatives=(("Anomaly", "Normal"),),
-        note="class names are not standardised; only their number is checked"),
+        tuple(shanghaitech.CLASS_NAMES), alternatives=(("Anomaly", "Normal"),)),
 }
 PAPER_PRESETS = tuple(PRESETS)
 CUSTOM = "custom"
@@ -60,11 +54,7 @@ CUSTOM = "custom"
 CUSTOM_TARGET_STEPS = 300          # optimisation steps a run aims at, whatever its size
 CUSTOM_EPOCHS = (20, 200)          # ... within these epochs
 CUSTOM_VALIDATIONS = 25            # validations per run (val_every = epochs // this)
-PRESETS[CUSTOM] = Preset(
-    CUSTOM,
-    dict(lr=1e-3, direction_init="text+data"),
-    (), check_names=False,
-    note="any dataset; epochs sized to the dataset (custom_schedule)")
+PRESETS[CUSTOM] = Preset(CUSTOM, dict(lr=1e-3, direction_init="text+data"), ())
 
 
 def custom_schedule(steps_per_epoch: int, epochs: int | None = None) -> dict:
@@ -78,7 +68,7 @@ def custom_schedule(steps_per_epoch: int, epochs: int | None = None) -> dict:
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise UserError(f"--preset {name}: unknown preset; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
@@ -100,11 +90,10 @@ def check_classes(preset: Preset, store_classes: list[str], store_path) -> None:
             f"{store_path}: store has {len(store_classes)} classes ({', '.join(store_classes)}) "
             f"but preset {preset.name} expects {len(preset.class_names)}; pick the preset of the "
             "dataset the store was labelled with, or train without --preset")
-    if preset.check_names:
-        want = {_norm(c) for c in preset.class_names}
-        extra = [c for c in store_classes if _norm(c) not in want]
-        if extra:
-            raise UserError(
-                f"{store_path}: classes {', '.join(extra)} are not in preset {preset.name} "
-                f"({', '.join(preset.class_names)}); pick the matching preset or train without "
-                "--preset")
+    want = {_norm(c) for c in preset.class_names}
+    extra = [c for c in store_classes if _norm(c) not in want]
+    if extra:
+        raise UserError(
+            f"{store_path}: classes {', '.join(extra)} are not in preset {preset.name} "
+            f"({', '.join(preset.class_names)}); pick the matching preset or train without "
+            "--preset")

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.store import atomic_write
+
 
 def plot_losses(history: pd.DataFrame, step_losses: list[float], path: Path,
                 val_column: str) -> None:
@@ -35,7 +37,7 @@ def plot_losses(history: pd.DataFrame, step_losses: list[float], path: Path,
     ax.legend(handles, labels, loc="upper right", fontsize=8)
     ax.set_title(path.parent.name)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)

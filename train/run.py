@@ -8,6 +8,7 @@ rewritten whenever it improves), ``metrics.csv`` (one row per epoch, rewritten e
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
 import math
@@ -22,25 +23,29 @@ from tqdm import tqdm
 
 from features.clip_loader import resolve_device
 from features.errors import UserError
-from features.store import open_store
+from features.store import atomic_write, open_store
 
+from . import resume
 from .centroid import class_contrasts, normal_centroid
 from .checkpoint import save_checkpoint
-from .config import TrainConfig, epoch_steps
+from .config import TrainConfig
 from .diagnose import chance_warning
 from .directions import data_shift
 from .losses import TERMS, anomaly_clip_loss
 from .model import AnomalyCLIP
 from .presets import check_classes, get_preset
 from .prompts import PromptLearner, load_text_tower
+from .protocol import reference_lr_factor, run_split, steps_per_epoch
 from .report import plot_losses
-from .splits import Split, training_split
+from .splits import Split
 from .validate import metric_suffix, score_split, uses_video_labels
 from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits_in_memory,
                       rows_bytes, window_loader)
 
 log = logging.getLogger("pipeline")
 RESULT = "result.json"
+LAST_EPOCH = "last_epoch"          # select_metric of a run without validation: no selection
+_CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 @dataclass
@@ -108,7 +113,8 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
                                          keep_text=config.direction_init == "text+data"))
     return AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
                        config.num_segments, config.seg_length, config.width, config.depth,
-                       config.heads, config.concat_selector, centroid, prompts).to(device)
+                       config.heads, config.concat_selector, centroid, prompts,
+                       temporal=config.temporal).to(device)
 
 
 def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
@@ -123,7 +129,7 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     with open_store(features) as store:
-        split = training_split(store, config.val_fraction, config.val_seed)
+        split = run_split(store, config)
         _check_store(store, config, split)
         model = initial_model(store, split, config, device)
         train_src, val_src = make_sources(store, split, config, progress, memory_share)
@@ -133,8 +139,18 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
                       "model_id": config.text_model or store.attrs["model_id"],
                       "model_sha256": store.attrs.get("model_sha256"),
                       "feature_dim": store.embed_dim, "dataset": store.attrs.get("dataset")}
-    return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
-                store_info, progress, t0)
+    ident = resume.identity(features, config, split)
+    try:
+        return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
+                    store_info, progress, t0, ident)
+    except KeyboardInterrupt:           # Ctrl-C: say what is kept and what comes next
+        raise KeyboardInterrupt(f"{out_dir}: {resume.what_next(out_dir, config.epochs)}") \
+            from None
+    except OSError as err:              # the run folder filled up or became read-only
+        if err.errno not in _CANNOT_WRITE:
+            raise
+        raise UserError(f"{out_dir}: cannot write there ({err.strerror}); make room or fix "
+                        f"the folder: {resume.what_next(out_dir, config.epochs)}") from None
 
 
 def make_sources(store, split: Split, config: TrainConfig, progress: bool = False,
@@ -160,7 +176,8 @@ def make_loader(split: Split, source, config: TrainConfig, device: torch.device)
     abnormal = [i for i, c in enumerate(class_index) if c != split.normal_index]
     normal = [i for i, c in enumerate(class_index) if c == split.normal_index]
     half = config.batch_size // 2
-    steps = epoch_steps(len(abnormal), len(normal), config)
+    steps = config.steps_per_epoch or steps_per_epoch(len(abnormal), len(normal), half,
+                                                      config.protocol)
     workers = config.loader_workers
     if workers is None:
         workers = 4 if device.type == "cuda" and isinstance(source, HDF5Rows) else 0
@@ -186,18 +203,23 @@ def train_step(model: AnomalyCLIP, optimizer, schedule, x: torch.Tensor, y: torc
     return terms
 
 
-def make_optimizer(model: AnomalyCLIP, config: TrainConfig, steps_per_epoch: int):
-    """AdamW on the trainable parameters; linear warm-up then cosine decay, per step."""
+def make_optimizer(model: AnomalyCLIP, config: TrainConfig, steps: int):
+    """AdamW on the trainable parameters; linear warm-up then cosine decay, per step (or per
+    epoch under the reference protocol: train.protocol). ``steps``: steps per epoch."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, steps_per_epoch, config.warmup_epochs, config.epochs))
-    return optimizer, schedule
+    if config.protocol == "reference":
+        def factor(s):
+            return reference_lr_factor(s // steps, config.warmup_epochs, config.epochs)
+    else:
+        def factor(s):
+            return lr_factor(s, steps, config.warmup_epochs, config.epochs)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
          config: TrainConfig, out_dir: Path, device: torch.device, store_info: dict,
-         progress: bool, t0: float) -> RunResult:
+         progress: bool, t0: float, ident: str) -> RunResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT).unlink(missing_ok=True)
     loader, batches = make_loader(split, train_src, config, device)
@@ -205,25 +227,38 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     optimizer, schedule = make_optimizer(model, config, steps)
     generator = torch.Generator().manual_seed(config.seed)
     video_level = uses_video_labels(split.val, split.normal_class) if len(split.val) else False
-    key = select_key(config.select_metric, video_level)
+    key = select_key(config.select_metric, video_level) if len(split.val) else LAST_EPOCH
     run_config = {
         **store_info, "class_names": split.class_names, "normal_class": split.normal_class,
         "normal_index": split.normal_index, "num_segments": config.num_segments,
         "seg_length": config.seg_length, "width": config.width, "depth": config.depth,
         "heads": config.heads, "concat_selector": config.concat_selector,
         "preset": config.preset, "seed": config.seed, "config": config.to_dict(),
+        "protocol": config.protocol,
         "val_source": split.val_source, "val_videos": list(split.val["video_id"]),
         "val_labels": "video-level" if video_level else "intervals",
         "select_metric": key, "torch_version": torch.__version__, "device": str(device),
     }
-    history, step_losses = [], []
-    best_value, best_epoch, best, last_val = -math.inf, None, {}, {}
-    diagnosed = False
-    bar = tqdm(total=config.epochs * steps, desc=out_dir.name, unit="step", disable=not progress)
-    for epoch in range(1, config.epochs + 1):
+    done = resume.restore(out_dir, ident, model, optimizer, schedule, generator)
+    history, step_losses = done.history, done.step_losses
+    best_value, best_epoch, best, last_val = done.best_value, done.best_epoch, done.best, \
+        done.last_val
+    t0 -= done.seconds                          # time_s counts the earlier processes too
+    diagnosed = done.epoch > config.warmup_epochs   # judged by the process that ran warm-up
+    if done.epoch:
+        log.info("resuming %s from epoch %d of %d (epochs 1-%d restored from %s)", out_dir,
+                 done.epoch + 1, config.epochs, done.epoch, resume.STATE)
+        _write_history(history, out_dir)        # a later epoch's row may have been written
+        if best_epoch == done.epoch:            # and this epoch's checkpoint may not
+            save_checkpoint(model, {**run_config, "best_epoch": best_epoch,
+                                    "metrics": _finite(best)}, out_dir)
+    bar = tqdm(total=config.epochs * steps, initial=done.epoch * steps, desc=out_dir.name,
+               unit="step", disable=not progress)
+    for epoch in range(done.epoch + 1, config.epochs + 1):
         model.train()
         batches.set_epoch(epoch)
         sums = dict.fromkeys(("loss",) + TERMS, 0.0)
+        lr = optimizer.param_groups[0]["lr"]          # at the epoch's first step
         select_by = config.select_by if epoch > config.warmup_epochs else "selector"
         for x, y in loader:
             terms = train_step(model, optimizer, schedule, x, y, config, generator, select_by)
@@ -234,8 +269,9 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
                 sums[k] = sums.get(k, 0.0) + v
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", **last_val)
-        row = {"epoch": epoch, "step": epoch * steps, "lr": optimizer.param_groups[0]["lr"],
+        row = {"epoch": epoch, "step": epoch * steps, "lr": lr,
                **{k: v / steps for k, v in sums.items()}}
+        improved = False
         if len(split.val) and (epoch % config.val_every == 0 or epoch == config.epochs):
             model.eval()
             metrics = score_split(model, val_src, split.val, val_frames, split.class_names,
@@ -253,28 +289,43 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
                             "videos): keeping the latest epoch", key)
             if math.isnan(best_value) or score >= best_value or best_epoch is None:
                 # ties go to the later epoch; an undefined metric keeps the latest
-                best_value, best_epoch, best = score, epoch, metrics
-                save_checkpoint(model, {**run_config, "best_epoch": epoch,
-                                        "metrics": _finite(metrics)}, out_dir)
+                best_value, best_epoch, best, improved = score, epoch, metrics, True
         row["time_s"] = round(time.time() - t0, 2)
         history.append(row)
-        pd.DataFrame(history).to_csv(out_dir / "metrics.csv", index=False)
+        # the epoch's state first: every file written after it is rewritten on resume
+        resume.save(out_dir, ident, resume.Progress(
+            epoch, history, step_losses, best_value, best_epoch, best, last_val,
+            seconds=time.time() - t0, resumed_at=done.resumed_at),
+            model, optimizer, schedule, generator)
+        _write_history(history, out_dir)
+        if improved:
+            save_checkpoint(model, {**run_config, "best_epoch": epoch,
+                                    "metrics": _finite(metrics)}, out_dir)
     bar.close()
     if not len(split.val):                       # no validation: keep the last epoch
-        log.warning("no validation videos: keeping the last epoch (not selected)")
+        if config.protocol == "reference":
+            log.info("protocol reference: keeping the last epoch")
+        else:
+            log.warning("no validation videos: keeping the last epoch (not selected)")
         save_checkpoint(model, {**run_config, "best_epoch": None, "metrics": {}}, out_dir)
     frame = pd.DataFrame(history)
     plot_losses(frame, step_losses, out_dir / "loss.png", f"val_{key}")
     seconds = time.time() - t0
     result = RunResult(out_dir, best_epoch, best, frame, config.to_dict(), seconds)
-    done = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": _finite(best),
+    body = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": _finite(best),
             "select_metric": key, "seconds": round(seconds, 2),
             "config": config.to_dict(), "features": store_info["features"],
+            "resumed_after_epochs": done.resumed_at,
             "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    tmp = out_dir / (RESULT + ".tmp")
-    tmp.write_text(json.dumps(done, indent=2, default=_json_default) + "\n")
-    tmp.replace(out_dir / RESULT)
+    atomic_write(out_dir / RESULT, lambda tmp: tmp.write_text(
+        json.dumps(body, indent=2, default=_json_default) + "\n"))
+    resume.clear(out_dir)
     return result
+
+
+def _write_history(history: list[dict], out_dir: Path) -> None:
+    atomic_write(out_dir / "metrics.csv",
+                 lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False))
 
 
 def _finite(metrics: dict) -> dict:

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from features import paths
 from features.errors import UserError
 from features.store import open_store
 
-from .config import FIELDS, TrainConfig, build_config, coerce, epoch_steps, read_config_file
+from . import resume
+from .config import FIELDS, TrainConfig, build_config, coerce, read_config_file, read_value
 from .presets import CUSTOM, PAPER_PRESETS, check_classes, custom_schedule, get_preset
-from .splits import training_split
+from .protocol import run_split, steps_per_epoch
 from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
 
 log = logging.getLogger("pipeline")
@@ -36,7 +36,8 @@ class TrainSummary:
         lines = [self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
         lines.append(f"summary: {self.summary_path}")
         lines.append(f"best run: {self.best_run}" if self.best_run else
-                     "best run: none (no run finished with validation metrics)")
+                     "best run: none (runs without validation, e.g. --protocol reference, are "
+                     "not ranked against each other; score one with --checkpoint RUN_DIR)")
         return "\n".join(lines)
 
 
@@ -61,7 +62,7 @@ def parse_sweep(items) -> dict:
         if key not in FIELDS or key == "seed":
             raise UserError(f"--sweep {item}: unknown setting {key!r} (use --seeds for seeds); "
                             f"valid keys: {', '.join(k for k in FIELDS if k != 'seed')}")
-        grid[key] = [coerce(key, yaml.safe_load(v), f"--sweep {item}")
+        grid[key] = [coerce(key, read_value(key, v, f"--sweep {item}"), f"--sweep {item}")
                      for v in values.split(",") if v.strip()]
         if not grid[key]:
             raise UserError(f"--sweep {item}: no values for {key}; give at least one, e.g. "
@@ -69,32 +70,38 @@ def parse_sweep(items) -> dict:
     return grid
 
 
-def _infer_preset(store) -> str:
-    """The store's dataset when it is one of the paper's, else the custom preset."""
+def _infer_preset(store, protocol: str) -> str | None:
+    """The store's dataset when it is one of the paper's; else the custom preset, or, under
+    the reference protocol (the method exactly as published), none (UCF-Crime's numbers
+    without the class check)."""
     dataset = store.attrs.get("dataset")
-    return dataset if dataset in PAPER_PRESETS else CUSTOM
+    if dataset in PAPER_PRESETS:
+        return dataset
+    return None if protocol == "reference" else CUSTOM
 
 
 def resolve_config(features, preset: str | None = None, config_file=None,
                    settings: dict | None = None) -> TrainConfig:
-    """The configuration :func:`train` runs with: ``preset`` (default: the store's dataset
-    when it is a paper preset, else ``custom``), the config file and the settings; the
-    custom preset's epochs are sized to the store's training split (after carving
-    validation) unless the settings fix them; its warm-up and validation interval follow
-    the epochs."""
+    """The configuration :func:`train` runs with: ``preset`` (default: see
+    :func:`_infer_preset`), the config file and the settings. The custom preset's epochs
+    are sized to the store's training split (after carving validation) unless the settings
+    fix them; its warm-up and validation interval follow the epochs."""
     overrides = dict(settings or {})
     if preset is None and "preset" not in overrides:
+        protocol = build_config(None, config_file, overrides).protocol
         with open_store(features) as store:
-            preset = _infer_preset(store)
-        log.info("using preset %s (%s)", preset, "the store's dataset" if preset != CUSTOM
-                 else "the store's dataset is not a paper preset")
+            preset = _infer_preset(store, protocol)
+        if preset:
+            log.info("using preset %s (%s)", preset, "the store's dataset" if preset != CUSTOM
+                     else "the store's dataset is not a paper preset")
     config = build_config(preset, config_file, overrides)
     if config.preset != CUSTOM:
         return config
     with open_store(features) as store:
-        split = training_split(store, config.val_fraction, config.val_seed)
+        split = run_split(store, config)
     abnormal = int((split.train["class_name"] != split.normal_class).sum())
-    steps = epoch_steps(abnormal, len(split.train) - abnormal, config)
+    steps = config.steps_per_epoch or steps_per_epoch(
+        abnormal, len(split.train) - abnormal, config.batch_size // 2, config.protocol)
     given = {**(read_config_file(config_file) if config_file else {}), **overrides}
     sized = custom_schedule(steps, config.epochs if "epochs" in given else None)
     log.info("custom preset: %d steps per epoch -> %d epochs, lr %g", steps, sized["epochs"],
@@ -105,7 +112,7 @@ def resolve_config(features, preset: str | None = None, config_file=None,
 def preflight(features: Path, config: TrainConfig) -> None:
     """Label and preset checks before any run starts (one clear line on failure)."""
     with open_store(features) as store:
-        split = training_split(store, config.val_fraction, config.val_seed)
+        split = run_split(store, config)
         if config.preset:
             check_classes(get_preset(config.preset), split.class_names, store.path)
 
@@ -114,16 +121,18 @@ def train(features=None, preset: str | None = None, config_file=None,
           settings: dict | None = None, epochs: int | None = None, seed: int | None = None,
           seeds=None, sweep: dict | None = None, scheduler: str | None = None, out=None,
           device: str | None = None, workers: int | None = None, retries: int = 1,
-          progress: bool = True) -> TrainSummary:
+          progress: bool = True, protocol: str | None = None) -> TrainSummary:
     """Train one run (``seed``) or many (``seeds`` x ``sweep`` grid on Dask) from ``features``.
 
     Runs go to ``out/<run name>/``; ``out/summary.csv`` gets one row per run with its best
-    validation metrics and marks the best run.
+    validation metrics and marks the best run. ``protocol``: ``validated`` (default) or
+    ``reference`` (:mod:`train.protocol`).
     """
     features = Path(features or paths.default_features())
-    out = Path(out or paths.default_runs())
+    out = paths.writable_dir(out or paths.default_runs(), "--out" if out else None)
     overrides = dict(settings or {})
-    for key, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+    for key, value in (("epochs", epochs), ("seed", seed), ("device", device),
+                       ("protocol", protocol)):
         if value is not None:
             overrides[key] = value
     config = resolve_config(features, preset, config_file, overrides)
@@ -134,7 +143,15 @@ def train(features=None, preset: str | None = None, config_file=None,
         results = [_run_here(features, specs[0], progress)]
     else:
         log.info("%d runs on Dask (%s)", len(specs), scheduler or "LocalCluster")
-        results = run_many(features, specs, scheduler, workers, retries, progress)
+        for spec in specs:
+            saved = resume.saved_epoch(spec.run_dir) if read_result(spec.run_dir) is None else 0
+            if saved:
+                log.info("resuming %s from epoch %d of %d", spec.run_dir, saved + 1,
+                         spec.config.epochs)
+        try:
+            results = run_many(features, specs, scheduler, workers, retries, progress)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_interrupted(specs)) from None
     table = summary_rows(specs, results, features)
     merged = write_summary(out, table)
     mine = merged[merged["run"].isin(table["run"])].reset_index(drop=True)
@@ -142,6 +159,20 @@ def train(features=None, preset: str | None = None, config_file=None,
     best = merged[merged["best"]]
     best_run = out / best.iloc[0]["run_dir"] if len(best) else None
     return TrainSummary(mine, best_run, out / "summary.csv")
+
+
+def _interrupted(specs) -> str:
+    """What Ctrl-C during many runs keeps: finished runs and the saved epochs of the others."""
+    finished = {s.name for s in specs if read_result(s.run_dir) is not None}
+    saved = {s.name: resume.saved_epoch(s.run_dir) for s in specs if s.name not in finished}
+    started = {k: v for k, v in saved.items() if v}
+    parts = [f"{len(finished)} of {len(specs)} runs finished"]
+    if started:
+        parts.append(f"{len(started)} have saved epochs ("
+                     + ", ".join(f"{k}: {v}" for k, v in list(started.items())[:3])
+                     + (", ..." if len(started) > 3 else "") + ")")
+    return ("; ".join(parts) + "; the same command keeps the finished runs and resumes the "
+            "others from their last saved epoch")
 
 
 def _run_here(features: Path, spec, progress: bool) -> dict:

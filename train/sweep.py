@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.errors import UserError
+from features.store import atomic_write
+
 from .config import TrainConfig
 
 log = logging.getLogger("pipeline")
@@ -67,8 +70,18 @@ def plan_runs(base: TrainConfig, features, runs_dir, seeds=None, grid=None) -> l
 
 
 def read_result(run_dir: str | Path) -> dict | None:
+    """The finished run's result.json, None when the run has not finished."""
     path = Path(run_dir) / RESULT
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a result of this tool ({str(err).splitlines()[0]}); "
+                        "delete the file to train this run again") from None
+    return body
 
 
 def _pick_device(device: str) -> str:
@@ -205,8 +218,6 @@ def write_summary(runs_dir: str | Path, new: pd.DataFrame) -> pd.DataFrame:
             table.loc[table["run"] == ref["run"], "best"] = True
     elif old_best:                       # nothing new finished: keep the earlier choice
         table["best"] = table["run"].isin(old_best)
-    tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
     return table

@@ -1,18 +1,37 @@
-"""The axial temporal Transformer: frames arranged as an N x L grid per window.
+"""The temporal model: an axial Transformer over the N x L grid of a window (docs/method.md).
 
-Each layer attends along the segment axis (N tokens, long-term) and along the
-frame-in-segment axis (L tokens, short-term), 8 heads, pre-norm, then a feed-forward of two
-3x3 convolutions over the (N, L) grid (E -> 4E -> E, LeakyReLU, channel LayerNorm first).
-Plain residual blocks (the reference uses reversible ones; see bench/train_time.py for the
-memory this costs). A learned axial position embedding (one vector per segment plus one per
-frame-in-segment) is added to the input projection. Head: LayerNorm -> Linear(E -> 1); the
-model returns the logit, p(anomaly) = sigmoid(logit).
+The reference's model (``temporal="reversible"``, the default) is lucidrains'
+``AxialImageTransformer(dim=E, depth, heads=8, reversible=True,
+axial_pos_emb_shape=(N, L))``, written here from its description:
+
+- input Linear(in_dim -> E), plus an axial position embedding: one learned E-vector per
+  segment and one per frame-in-segment, each initialised N(0, 1);
+- each layer is two reversible blocks on two streams (:mod:`train.reversible`): first
+  f = self-attention along the segment axis (N tokens: long-term), g = self-attention along
+  the frame axis (L tokens: short-term); then f and g = two separate conv feed-forwards.
+  The input is duplicated into both streams and the output is the mean of the streams;
+- attention: pre-norm LayerNorm, ``heads`` heads of E / heads, q and kv projections without
+  bias, output projection with bias; conv feed-forward: channel LayerNorm -> 3x3 conv
+  E -> 4E -> LeakyReLU -> 3x3 conv 4E -> E over the (N, L) grid;
+- head: LayerNorm -> Linear(E -> 1); the model returns the logit, p(anomaly) = sigmoid.
+
+Parameters: in_dim*E + E (input) + (N + L)*E (positions) + depth * (152 E^2 + 20 E)
++ 3E + 1 (head): 10,110,977 at in_dim 512, E 256, N 32, L 16, depth 1.
+
+``temporal="residual"`` is the model this project used before (plain residual blocks:
+segment attention, frame attention and ONE conv feed-forward per layer, positions
+initialised at 0.02 scale; 5.4 M parameters at the same size), kept for side-by-side
+comparisons (``bench/temporal_memory.py``, ``bench/temporal_quality.py``) and to load runs
+trained with it.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .config import TEMPORAL_MODELS
+from .reversible import ReversibleBlock, ReversibleStack
 
 
 class AxisAttention(nn.Module):
@@ -22,7 +41,8 @@ class AxisAttention(nn.Module):
         super().__init__()
         self.heads, self.axis = heads, axis
         self.norm = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.q = nn.Linear(width, width, bias=False)
+        self.kv = nn.Linear(width, 2 * width, bias=False)
         self.out = nn.Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -31,46 +51,66 @@ class AxisAttention(nn.Module):
         if self.axis == 1:
             h = h.transpose(1, 2)                                   # (B, L, N, E)
         b, rows, seq, e = h.shape
-        q, k, v = self.qkv(h).reshape(b * rows, seq, 3, self.heads, e // self.heads).unbind(2)
+        split = (b * rows, seq, self.heads, e // self.heads)
+        q = self.q(h).reshape(split)
+        k, v = self.kv(h).reshape(b * rows, seq, 2, self.heads, e // self.heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))            # (B*rows, heads, seq, E/h)
-        a = F.scaled_dot_product_attention(q, k, v)                 # (B*rows, heads, seq, E/h)
+        a = F.scaled_dot_product_attention(q, k, v)                 # softmax(q k^T / sqrt(E/h)) v
         a = self.out(a.transpose(1, 2).reshape(b, rows, seq, e))    # (B, rows, seq, E)
         return a.transpose(1, 2) if self.axis == 1 else a
 
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channel axis of a (B, E, N, L) map."""
+class ChannelNorm(nn.Module):
+    """The reference's channel LayerNorm: (x - mean) / (std + eps) * g + b over E.
 
-    def __init__(self, width: int):
+    (std is the biased standard deviation and eps is added to it, not to the variance as
+    nn.LayerNorm does.)
+    """
+
+    def __init__(self, width: int, eps: float = 1e-5):
         super().__init__()
-        self.norm = nn.LayerNorm(width)
+        self.eps = eps
+        self.g = nn.Parameter(torch.ones(width))
+        self.b = nn.Parameter(torch.zeros(width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # x (..., E)
+        mean = x.mean(-1, keepdim=True)
+        std = x.var(-1, unbiased=False, keepdim=True).sqrt()
+        return (x - mean) / (std + self.eps) * self.g + self.b
 
 
 class ConvFeedForward(nn.Module):
-    """Channel LayerNorm -> 3x3 conv E->4E -> LeakyReLU -> 3x3 conv 4E->E over the grid."""
+    """Channel norm -> 3x3 conv E->4E -> LeakyReLU -> 3x3 conv 4E->E over the (N, L) grid."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, norm: type[nn.Module] = ChannelNorm):
         super().__init__()
-        self.net = nn.Sequential(
-            ChannelLayerNorm(width),
+        self.norm = norm(width)
+        self.conv = nn.Sequential(
             nn.Conv2d(width, 4 * width, 3, padding=1),
             nn.LeakyReLU(),
             nn.Conv2d(4 * width, width, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x (B, N, L, E) -> (B, N, L, E)
-        return self.net(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.conv(self.norm(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
-class AxialLayer(nn.Module):
+def reversible_layer(width: int, heads: int) -> list[ReversibleBlock]:
+    """One layer of the reference: (segment attention, frame attention), (ff, ff)."""
+    segment, frame = AxisAttention(width, heads, axis=1), AxisAttention(width, heads, axis=2)
+    return [ReversibleBlock(segment, frame),
+            ReversibleBlock(ConvFeedForward(width), ConvFeedForward(width))]
+
+
+class ResidualLayer(nn.Module):
+    """The earlier model's layer: x += seg_attn(x); x += frame_attn(x); x += ff(x)."""
+
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.segment_attn = AxisAttention(width, heads, axis=1)
         self.frame_attn = AxisAttention(width, heads, axis=2)
-        self.ff = ConvFeedForward(width)
+        self.ff = ConvFeedForward(width, norm=nn.LayerNorm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.segment_attn(x)
@@ -82,18 +122,25 @@ class TemporalModel(nn.Module):
     """(B, N, L, in_dim) features -> (B, N, L) anomaly logits."""
 
     def __init__(self, in_dim: int, width: int, depth: int, heads: int, num_segments: int,
-                 seg_length: int):
+                 seg_length: int, kind: str = "reversible"):
         super().__init__()
+        if kind not in TEMPORAL_MODELS:
+            raise ValueError(f"temporal model {kind!r}: choose one of {TEMPORAL_MODELS}")
+        self.kind = kind
+        scale = 1.0 if kind == "reversible" else 0.02
         self.proj = nn.Linear(in_dim, width)
-        self.pos_segment = nn.Parameter(torch.randn(num_segments, 1, width) * 0.02)  # (N, 1, E)
-        self.pos_frame = nn.Parameter(torch.randn(1, seg_length, width) * 0.02)      # (1, L, E)
-        self.layers = nn.ModuleList(AxialLayer(width, heads) for _ in range(depth))
+        self.pos_segment = nn.Parameter(torch.randn(num_segments, 1, width) * scale)  # (N, 1, E)
+        self.pos_frame = nn.Parameter(torch.randn(1, seg_length, width) * scale)      # (1, L, E)
+        if kind == "reversible":
+            self.layers = ReversibleStack([b for _ in range(depth)
+                                           for b in reversible_layer(width, heads)])
+        else:
+            self.layers = nn.Sequential(*(ResidualLayer(width, heads) for _ in range(depth)))
         self.head_norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x (B, N, L, in_dim) -> logits (B, N, L)
         h = self.proj(x) + self.pos_segment + self.pos_frame          # (B, N, L, E)
-        for layer in self.layers:
-            h = layer(h)
+        h = self.layers(h)                                             # (B, N, L, E)
         return self.head(self.head_norm(h)).squeeze(-1)

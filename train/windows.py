@@ -1,9 +1,11 @@
 """Training windows: N segments x L consecutive rows per video, read from HDF5 or RAM.
 
-Sampling (METHOD.md, Training): ``dist = (T - L + 1) // N``; segment i starts at
-``i * dist`` plus a jitter drawn from ``[0, dist - L + 1]``; a video shorter than ``N * L``
-rows wraps around modulo T with no jitter. Every item carries its own seed, so a batch is
-the same whatever the number of DataLoader workers.
+Sampling (docs/method.md, Training; the reference's rule): ``dist = (T - L + 1) // N``;
+segment i starts at ``i * dist`` plus a jitter drawn from ``[0, dist - L + 1]``. A video
+shorter than ``N * L`` rows is sampled as if it had ``N * L`` rows (``dist = (N*L - L + 1)
+// N``, 15 for 32 x 16: consecutive segments overlap by one row; no jitter) with row indices
+taken modulo T. Every item carries its own seed, so a batch is the same whatever the number
+of DataLoader workers.
 
 Sources: :class:`HDF5Rows` reads only the rows a window needs (a slice per segment, or the
 covering range for short videos; the file is opened lazily in each DataLoader worker, after
@@ -26,9 +28,7 @@ def window_rows(n_rows: int, num_segments: int, seg_length: int,
     """(N, L) row indices of one training window of a video with ``n_rows`` rows."""
     n, l = num_segments, seg_length
     offsets = np.arange(l)
-    if n_rows < n * l:
-        return (np.arange(n * l) % n_rows).reshape(n, l)
-    dist = (n_rows - l + 1) // n
+    dist = (max(n_rows, n * l) - l + 1) // n
     jitter = rng.integers(0, max(dist - l + 1, 0) + 1, size=n)
     starts = np.arange(n) * dist + jitter                              # (N,)
     return (starts[:, None] + offsets) % n_rows                        # (N, L)

@@ -7,6 +7,7 @@ later check can name the line to fix. Nothing here touches a feature store.
 """
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,19 @@ def read_lines(path: Path):
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield number, line.strip()
+
+
+def read_csv_rows(path: Path, what: str):
+    """Yield (line number, "file:line", stripped cells) of the non-blank rows of a small CSV
+    (``what`` names the file in the error when it cannot be read)."""
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read {what} ({err})") from None
+    for number, row in enumerate(rows, start=1):
+        row = [c.strip() for c in row]
+        if any(row):
+            yield number, f"{path}:{number}", row
 
 
 def parse_int(token: str, where: str, what: str) -> int:

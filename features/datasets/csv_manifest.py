@@ -11,7 +11,8 @@ Columns:
   ``150-420;680-1267``; empty for normal and training videos.
 
 The class list is every label found plus Normal. Labels that differ only in case, spaces
-or underscores (``Fighting`` / ``fighting``) are an error, not two classes.
+or underscores (``Fighting`` / ``fighting``) are an error, not two classes, and so is a
+video listed on two rows (which row should win is a guess).
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def read(path: Path) -> Annotations:
                         "[,intervals]")
     first_row = 2 if unit == "line" else 1            # CSV line 1 is the header
     seen: dict[str, str] = {}
+    listed: dict[str, str] = {}                       # video_id -> where it was first listed
     rows = []
     for i, rec in enumerate(table.to_dict("records")):
         where = f"{path}:{i + first_row}" if unit == "line" else f"{path}:row {i + first_row}"
@@ -87,7 +89,12 @@ def read(path: Path) -> Annotations:
                             "normal for normal videos and the anomaly's class name otherwise")
         name = NORMAL_CLASS if is_normal_name(label) else label
         seen.setdefault(name, where)
-        rows.append((where, video_key(video), split.lower(), name,
+        vid = video_key(video)
+        if vid in listed:
+            raise UserError(f"{where}: video {vid} is already listed at {listed[vid]}; a video "
+                            "has one row (put all its intervals there, joined by ';')")
+        listed[vid] = where
+        rows.append((where, vid, split.lower(), name,
                      parse_intervals(str(rec.get("intervals", "") or ""), where)))
     check_class_spelling(seen, path)
     ann = Annotations(NAME, path, sorted(set(seen) | {NORMAL_CLASS}))

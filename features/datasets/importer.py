@@ -13,9 +13,11 @@ suffix), matched to the names in the annotations.
 
 Row t stands for native frame ``t * stride``; the native frame count is taken as
 ``T * stride`` and timestamps assume ``fps`` (neither is in a bare .npy). Embeddings are
-stored as float16, the store's dtype. Everything is checked first, then a new file is
-written next to the output and atomically renamed over it: a failure never leaves a half
-store, and an existing store (of imported features, same model) is extended, not lost.
+stored as float16, the store's dtype; integer arrays are refused (they are not features,
+or a cast would be a guess). Everything is checked first, then a new file is written next
+to the output and atomically renamed over it: a failure never leaves a half store, and an
+existing store (of imported features, same model) is extended, labels included, not lost.
+The whole run holds the output's writer lock (``features/lock.py``).
 """
 from __future__ import annotations
 
@@ -33,7 +35,11 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import UserError
+from ..labels import put_slots
+from ..lock import store_lock
 from ..paths import default_features
+from ..safe_write import (H5Writer, one_line, remove_quietly, storage_error, storage_problem,
+                          temp_path)
 from ..store import atomic_replace, open_store, write_file_attrs, write_video
 from .base import first_names
 from .labelling import LabelSummary, apply_plan, plan_labels, read_annotations
@@ -66,7 +72,7 @@ class FeatureFile:
 
     def load(self) -> np.ndarray:
         """(T, D) or (T, n_crops, D) float32."""
-        arrays = [np.load(p, allow_pickle=False).astype(np.float32, copy=False) for p in self.paths]
+        arrays = [_load(p).astype(np.float32, copy=False) for p in self.paths]
         return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=1)
 
 
@@ -81,14 +87,24 @@ def parse_crop(crop: str | int) -> str | int:
                     "or a crop number such as 0")
 
 
-def _shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+def _load(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """``np.load`` with every way a file can be unreadable as one line naming it."""
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: not a readable .npy array ({err}); save features with "
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:     # EOFError: 0 bytes, cut in the header
+        why = "empty file (0 bytes)" if path.exists() and path.stat().st_size == 0 \
+            else one_line(err) or type(err).__name__
+        raise UserError(f"{path}: not a readable .npy array ({why}); save features with "
                         "numpy.save as float arrays") from None
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise UserError(f"{path}: dtype {arr.dtype} is not numeric; features must be float arrays")
+
+
+def _shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    arr = _load(path, mmap_mode="r")
+    if not np.issubdtype(arr.dtype, np.floating):
+        kind = "integer" if np.issubdtype(arr.dtype, np.integer) else "not numeric"
+        raise UserError(f"{path}: dtype {arr.dtype} ({kind}); features must be float arrays "
+                        "(if these integers really are features, save them with "
+                        ".astype(numpy.float32))")
     return tuple(arr.shape), arr.dtype
 
 
@@ -207,15 +223,26 @@ class ImportResult:
 def import_features(features_dir: str | Path, dataset: str, annotations: str | Path, model: str,
                     out: str | Path | None = None, crop: str | int = "mean", stride: int = 1,
                     fps: float = DEFAULT_FPS, val_fraction: float = 0.2, seed: int = 0,
-                    allow_missing: bool = False) -> ImportResult:
+                    allow_missing: bool = False, wait: bool = False,
+                    labels: str | Path | None = None) -> ImportResult:
     """Write the .npy features under ``features_dir`` into the store ``out`` (default
-    pipeline_out/features.h5), labelled from ``annotations``, marked source=imported."""
+    pipeline_out/features.h5), labelled from ``annotations`` (``labels``: id,name CSV of a
+    reference bundle's label ids), marked source=imported.
+    Another process writing ``out`` is an error naming it, or with ``wait`` awaited."""
     out = Path(out) if out is not None else default_features()
     crop = parse_crop(crop)
     check_fraction(val_fraction)
     if stride < 1 or not fps > 0:
         raise UserError(f"--stride {stride} / --fps {fps}: stride must be >= 1 and fps > 0")
     files = scan_features(features_dir)
+    with store_lock(out, "import", wait=wait):
+        return _import_locked(files, features_dir, dataset, annotations, model, out, crop,
+                              stride, fps, val_fraction, seed, allow_missing, labels)
+
+
+def _import_locked(files: list[FeatureFile], features_dir, dataset, annotations, model: str,
+                   out: Path, crop, stride: int, fps: float, val_fraction: float, seed: int,
+                   allow_missing: bool, labels=None) -> ImportResult:
     dim, n_crops = files[0].dim, files[0].n_crops
     if isinstance(crop, int) and crop >= n_crops:
         raise UserError(f"--crop {crop}: the features have {n_crops} crop(s) "
@@ -232,18 +259,17 @@ def import_features(features_dir: str | Path, dataset: str, annotations: str | P
         "video_id": [f.video_id for f in new],
         "n_frames": [f.n_rows * stride for f in new]})], ignore_index=True)
 
-    ann = read_annotations(dataset, annotations)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ann = read_annotations(dataset, annotations, labels)
     plan = plan_labels(ann, videos, out, val_fraction, seed, allow_missing)
     sha, revision = _model_fingerprint(model, dim)
 
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = temp_path(out)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
+        remove_quietly(tmp)
         if out.exists():
             shutil.copyfile(out, tmp)
-        with h5py.File(tmp, "a") as h5:
+        with H5Writer(tmp, "r+" if out.exists() else "w") as h5:
             if out.exists():
                 h5.attrs["updated_utc"] = now
             else:
@@ -252,10 +278,16 @@ def import_features(features_dir: str | Path, dataset: str, annotations: str | P
             h5.require_group("videos")
             for f in tqdm(new, desc="import", unit="video", disable=None):
                 _write_one(h5, f, features_dir, crop, stride, fps)
+            put_slots(h5)                      # sized for the new count, old labels kept
         apply_plan(tmp, ann, plan, val_fraction, seed)
         atomic_replace(tmp, out)
+    except (OSError, RuntimeError) as err:
+        if storage_problem(err):
+            raise storage_error(err, out, "write the imported features",
+                                "choose another --out") from None
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
     labels = LabelSummary(out, ann.dataset, ann.source, plan.labels, plan.class_names,
                           plan.missing, plan.unlabelled, val_fraction, seed, plan.carved)
     return ImportResult(out, [f.video_id for f in new], skipped, sha, labels, crop)

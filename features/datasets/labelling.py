@@ -1,7 +1,9 @@
 """Match a dataset's annotations to the videos of a feature store, check, split, write.
 
-Everything is checked before anything is written, and :func:`features.store.write_labels`
-is the only writer: on any error the store is left exactly as it was.
+Everything is checked before anything is written, and :func:`features.labels.write_labels`
+is the only writer: on any error the store is left exactly as it was. The whole run holds
+the store's writer lock (``features/lock.py``), and the labels are replaced at once
+(``features/labels.py``): an interrupted run leaves the old labels or the new ones.
 """
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
-from ..store import NORMAL_CLASS, SPLITS, open_store, write_labels
-from . import csv_manifest, shanghaitech, ucf_crime, xd_violence
+from ..labels import write_labels
+from ..lock import store_lock
+from ..safe_write import storage_error
+from ..store import NORMAL_CLASS, SPLITS, open_store
+from . import csv_manifest, reference_bundle, shanghaitech, ucf_crime, xd_violence
 from .base import Annotations, first_names, video_key
 from .validation import carve_validation, check_fraction
 
@@ -22,17 +27,27 @@ log = logging.getLogger("pipeline")
 
 READERS = {ucf_crime.NAME: ucf_crime.read, xd_violence.NAME: xd_violence.read,
            shanghaitech.NAME: shanghaitech.read, csv_manifest.NAME: csv_manifest.read}
-DATASETS = tuple(READERS)
+DATASETS = tuple(READERS) + (reference_bundle.NAME,)
 
 
-def read_annotations(dataset: str, annotations: str | Path) -> Annotations:
-    """Parse ``annotations`` (file or folder) with the adapter of ``dataset``."""
-    if dataset not in READERS:
+def read_annotations(dataset: str, annotations: str | Path,
+                     labels: str | Path | None = None) -> Annotations:
+    """Parse ``annotations`` (file or folder) with the adapter of ``dataset``; a folder in
+    the reference's bundle layout is read as such (:mod:`.reference_bundle`), its label ids
+    named by ``labels`` (an id,name CSV) or the dataset's built-in table."""
+    if dataset not in DATASETS:
         raise UserError(f"--dataset {dataset}: unknown dataset; use one of {', '.join(DATASETS)}")
     path = Path(annotations).expanduser()
     if not path.exists():
         raise UserError(f"{path}: no such annotations file or folder; pass --annotations with "
                         "the dataset's official files (see README, Datasets)")
+    if dataset == reference_bundle.NAME or (dataset in reference_bundle.LABEL_TABLES
+                                            and reference_bundle.detect(path)):
+        return reference_bundle.read(path, dataset, labels)
+    if labels is not None:
+        raise UserError(f"--labels {labels}: label ids are read only from the reference bundle "
+                        f"layout (Annotations/Anomaly_Train_Abnormal.txt ...), not found under "
+                        f"{path}; drop --labels")
     return READERS[dataset](path)
 
 
@@ -70,9 +85,14 @@ def plan_labels(ann: Annotations, videos: pd.DataFrame, store_path: Path, val_fr
     matched = _match(ann, list(videos["video_id"]))
     missing = [vid for vid in ann.entries if vid not in matched]
     missing_file = missing_list_path(store_path)
-    missing_file.unlink(missing_ok=True)              # from an earlier run
+    try:
+        missing_file.unlink(missing_ok=True)              # from an earlier run
+        if missing:
+            missing_file.write_text("\n".join(missing) + "\n")
+    except OSError as err:
+        raise storage_error(err, missing_file, "write the list of missing videos",
+                            "label a copy of the feature file on a writable disk") from None
     if missing:
-        missing_file.write_text("\n".join(missing) + "\n")
         if not allow_missing:
             hint = ""
             if not matched and len(videos):
@@ -170,23 +190,33 @@ def _videos_of(store_path: Path) -> pd.DataFrame:
 
 def apply_plan(store_path: Path, ann: Annotations, plan: LabelPlan, val_fraction: float,
                seed: int) -> None:
-    """Write ``plan`` into the store (the only write)."""
+    """Write ``plan`` into the store (the only write); videos not in the plan end up
+    unlabelled."""
     write_labels(store_path, plan.labels, plan.class_names, ann.dataset,
-                 unlabelled=plan.unlabelled,
                  attrs={"labels_source": str(ann.source), "val_fraction": float(val_fraction),
                         "val_seed": int(seed), "val_carved": bool(plan.carved),
                         "labelled_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
-                val_fraction: float = 0.2, seed: int = 0,
-                allow_missing: bool = False) -> LabelSummary:
+                val_fraction: float = 0.2, seed: int = 0, allow_missing: bool = False,
+                wait: bool = False, labels: str | Path | None = None) -> LabelSummary:
     """Attach ``dataset`` labels read from ``annotations`` to the store at ``store_path``:
-    split (train/val/test), class_name, label, intervals. Returns a printable summary."""
+    split (train/val/test), class_name, label, intervals. Returns a printable summary.
+    ``labels``: id,name CSV of a reference bundle's label ids (:func:`read_annotations`).
+
+    Another process writing the store is an error naming it, or with ``wait`` awaited."""
     store_path = Path(store_path)
     check_fraction(val_fraction)
-    videos = _videos_of(store_path)                  # also checks the store is readable
-    ann = read_annotations(dataset, annotations)
+    open_store(store_path).close()                   # a clear error before taking the lock
+    ann = read_annotations(dataset, annotations, labels)
+    with store_lock(store_path, "label", wait=wait):
+        return _label_locked(store_path, ann, val_fraction, seed, allow_missing)
+
+
+def _label_locked(store_path: Path, ann: Annotations, val_fraction: float, seed: int,
+                  allow_missing: bool) -> LabelSummary:
+    videos = _videos_of(store_path)
     plan = plan_labels(ann, videos, store_path, val_fraction, seed, allow_missing)
     if plan.missing:
         log.warning("warning: %d listed videos have no features in %s and are skipped: %s",

@@ -14,10 +14,15 @@ A video is abnormal when its mask has a 1 (or the class map gives it a class); t
 videos get their intervals from the mask runs. Train videos keep only their video-level
 label (weak supervision), even when a mask exists. Without a class map every abnormal
 video is of class ``Anomaly`` (detection only).
+
+The 17 anomaly classes are those of the reference implementation (``ANOMALY_CLASSES``);
+a class map (or a reference bundle, :mod:`.reference_bundle`) that names them in another
+spelling (``Throwing Object``, ``throwing object``) gets this one (``throwing_object``:
+prompts read ``_`` as a space, so the text is the same), so every route gives one store.
 """
 from __future__ import annotations
 
-import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +30,23 @@ import numpy as np
 from ..errors import UserError
 from ..store import NORMAL_CLASS
 from .base import (Annotations, check_class_spelling, find_list, first_names, is_normal_name,
-                   read_lines, video_key)
+                   read_csv_rows, read_lines, video_key)
 
 NAME = "shanghaitech"
 GENERIC_CLASS = "Anomaly"
+ANOMALY_CLASSES = ["car", "chasing", "circuit", "fall", "fighting", "hurdle", "jumping",
+                   "monocycle", "push", "robbery", "running", "skateboard", "step", "stoop",
+                   "throwing_object", "vaudeville", "vehicle"]
+CLASS_NAMES = sorted(ANOMALY_CLASSES + [NORMAL_CLASS])
+
+
+def canonical_class(name: str) -> str:
+    """A known ShanghaiTech class in its one spelling (case, spaces, ``_`` ignored); other
+    names unchanged; normal -> ``Normal``."""
+    if is_normal_name(name):
+        return NORMAL_CLASS
+    key = re.sub(r"[\s_]+", "", name).lower()
+    return next((c for c in ANOMALY_CLASSES if c.replace("_", "") == key), name)
 
 
 def mask_intervals(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -53,15 +71,7 @@ def _load_mask(path: Path) -> np.ndarray:
 def _read_class_map(path: Path) -> dict[str, tuple[str, str]]:
     """{video_id: (class name, "file:line")} from a two-column CSV."""
     found: dict[str, tuple[str, str]] = {}
-    try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read the class map ({err})") from None
-    for number, row in enumerate(rows, start=1):
-        where = f"{path}:{number}"
-        row = [c.strip() for c in row]
-        if not any(row):
-            continue
+    for number, where, row in read_csv_rows(path, "the class map"):
         if len(row) != 2 or not row[0] or not row[1]:
             raise UserError(f"{where}: cannot parse {','.join(row)!r}: expected 'video,class_name'")
         if number == 1 and row[1].lower() in ("class", "class_name", "label"):
@@ -69,7 +79,7 @@ def _read_class_map(path: Path) -> dict[str, tuple[str, str]]:
         vid = video_key(row[0])
         if vid in found:
             raise UserError(f"{where}: {vid} already has a class at {found[vid][1]}")
-        found[vid] = (NORMAL_CLASS if is_normal_name(row[1]) else row[1], where)
+        found[vid] = (canonical_class(row[1]), where)
     return found
 
 

@@ -11,6 +11,7 @@ ids, so adding videos of one class does not reshuffle the others.
 """
 from __future__ import annotations
 
+import numbers
 import zlib
 
 import numpy as np
@@ -30,6 +31,9 @@ def carve_validation(labels: pd.DataFrame, fraction: float, seed: int = 0) -> pd
     """Return a copy of ``labels`` (columns video_id, split, class_name) where a stratified,
     seeded ``fraction`` of the train rows has split "val"."""
     check_fraction(fraction)
+    if not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 63:
+        raise UserError(f"--seed {seed}: the seed of the validation draw must be an integer in "
+                        "[0, 2**63)")
     out = labels.copy()
     train = out[out["split"] == "train"]
     for name, group in train.groupby("class_name", sort=True):

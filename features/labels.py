@@ -1,0 +1,256 @@
+"""Labels of a feature file (split, class, anomalous intervals per video), crash-safe.
+
+Where they live: ``/labels/slot0`` and ``/labels/slot1`` of the feature file hold the
+whole label table as JSON, the newest valid slot wins (``features/slots.py``). Writing
+labels rewrites the older slot in place, a few hundred KiB, instead of the file:
+
+- kill -9, Ctrl-C or a power loss at any moment leaves the old labels or the new ones,
+  never a mix, and never touches the videos;
+- a reader that has the file open (training with ``cache=hdf5``) is not disturbed and does
+  not block the write;
+- it costs milliseconds, where a crash-safe full copy of a UCF-Crime file (14 GB) costs
+  the copy time and 14 GB of free disk every time (``bench/labels.py``; README).
+
+Whole-file rewrites (an extract merge, an import) carry the labels into the new file. Each
+video's entry remembers the frame count and source file it was labelled against: when a
+video is re-extracted with another frame count, its intervals no longer point at the same
+frames, and when its source changed it is another video; such an entry is *stale*: readers
+see the video unlabelled (``pipeline info`` lists it) until ``pipeline label`` runs again.
+The entry itself is kept (nothing is deleted), so restoring the old video restores it.
+
+Format-1 files kept labels as attrs of the video groups; they are still read, and the first
+labelling rewrites such a file once (a full copy) into format 2.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from . import slots
+from .safe_write import (H5Writer, atomic_replace, remove_quietly, storage_error,
+                         storage_problem, temp_path)
+from .schema import (FILE_LABEL_ATTRS, FORMAT_VERSION, NORMAL_CLASS, VIDEO_LABEL_ATTRS,
+                     attr_value, read_attrs)
+
+log = logging.getLogger("pipeline")
+
+GROUP = "labels"
+PAYLOAD_FORMAT = "anomalyclip-labels"
+_ABOUT = ("labels (split, class_name, intervals per video) as JSON in slot0 / slot1: the slot "
+          "with a valid checksum and the higher sequence number; `pipeline info` shows them")
+_SLOT_MIN, _SLOT_PER_VIDEO = 64 * 1024, 1024
+
+
+@dataclass
+class VideoLabel:
+    split: str
+    class_name: str
+    class_names_all: list[str] = field(default_factory=list)    # multi-label; [] when one
+    intervals: list[list[int]] = field(default_factory=list)   # inclusive native frames
+    n_frames: int | None = None        # the frame count the intervals were checked against
+    source_path: str | None = None     # the video's source file when labelled (relative)
+    source_root: str | None = None     # ... and the folder it was relative to, when known
+
+    def attrs(self) -> dict:
+        """The per-video attrs readers see (as format 1 stored them)."""
+        out = {"split": self.split, "class_name": self.class_name,
+               "label": int(self.class_name != NORMAL_CLASS)}
+        if len(self.class_names_all) > 1:
+            out["class_names_all"] = json.dumps(self.class_names_all)
+        return out
+
+    def stale_reason(self, video: dict) -> str | None:
+        """Why this entry no longer applies to the stored video with attrs ``video``."""
+        path, root = video.get("source_path"), video.get("source_root")
+        if (self.source_path and path and self.source_path != path) or \
+                (self.source_root and root and self.source_root != root):
+            was = video_source({"source_path": self.source_path, "source_root": self.source_root})
+            return f"its source is now {video_source(video)}, labelled as {was}"
+        n = video.get("n_frames")
+        if self.intervals and self.n_frames is not None and n is not None \
+                and int(n) != self.n_frames:
+            return (f"re-extracted with {int(n)} frames, labelled with {self.n_frames}: its "
+                    "intervals no longer apply")
+        return None
+
+
+@dataclass
+class LabelSet:
+    file_attrs: dict = field(default_factory=dict)      # dataset, class_names (list), ...
+    videos: dict[str, VideoLabel] = field(default_factory=dict)
+
+    def store_attrs(self) -> dict:
+        """File attrs as format 1 stored them (``class_names`` as a JSON string)."""
+        out = dict(self.file_attrs)
+        if "class_names" in out and not isinstance(out["class_names"], str):
+            out["class_names"] = json.dumps(out["class_names"])
+        return out
+
+    def to_bytes(self) -> bytes:
+        body = {"format": PAYLOAD_FORMAT, "attrs": self.file_attrs,
+                "videos": {vid: vars(v) for vid, v in sorted(self.videos.items())}}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "LabelSet":
+        body = json.loads(data)
+        return cls(body.get("attrs", {}),
+                   {vid: VideoLabel(**v) for vid, v in body.get("videos", {}).items()})
+
+
+def video_source(attrs: dict) -> str | None:
+    """``root/relative path`` of a stored video's source file (relative path alone when the
+    root is not recorded), or None."""
+    rel = attrs.get("source_path")
+    if rel is None:
+        return None
+    root = attrs.get("source_root")
+    return f"{str(root).rstrip('/')}/{rel}" if root else str(rel)
+
+
+# ---------------------------------------------------------------- reading
+def has_slots(h5: h5py.File) -> bool:
+    return slots.present(h5.get(GROUP))
+
+
+def read_labels(h5: h5py.File) -> LabelSet:
+    """The labels of an open feature file (format 2 slots, or format 1 attrs)."""
+    if has_slots(h5):
+        payload = slots.read(h5[GROUP])
+        return LabelSet.from_bytes(payload) if payload else LabelSet()
+    return _format1_labels(h5)
+
+
+def _format1_labels(h5: h5py.File) -> LabelSet:
+    file_attrs = {k: attr_value(h5.attrs[k]) for k in FILE_LABEL_ATTRS if k in h5.attrs}
+    if "class_names" in file_attrs:
+        file_attrs["class_names"] = json.loads(file_attrs["class_names"])
+    videos = {}
+    for vid, g in h5.get("videos", {}).items():
+        a = read_attrs(g)
+        if a.get("split") is None or a.get("class_name") is None:
+            continue
+        ivs = g["intervals"][()].reshape(-1, 2).tolist() if "intervals" in g else []
+        videos[vid] = VideoLabel(a["split"], a["class_name"],
+                                 json.loads(a.get("class_names_all") or "[]"), ivs,
+                                 a.get("n_frames"), a.get("source_path"), a.get("source_root"))
+    return LabelSet(file_attrs, videos)
+
+
+# ---------------------------------------------------------------- files being written
+def slot_capacity(n_videos: int, payload: int) -> int:
+    size = max(_SLOT_MIN, _SLOT_PER_VIDEO * n_videos, 2 * payload)
+    return -(-size // 4096) * 4096
+
+
+def put_slots(h5: h5py.File, labels: LabelSet | None = None) -> None:
+    """Give a file being written (new or a private copy) label slots sized for its videos,
+    holding ``labels`` (default: the labels it has now, from slots or format-1 attrs,
+    which are then removed from the video groups)."""
+    if labels is None:
+        labels = read_labels(h5)
+    if not has_slots(h5):
+        strip_format1_labels(h5)
+    if GROUP in h5:
+        del h5[GROUP]
+    payload = labels.to_bytes()
+    group = h5.create_group(GROUP)
+    group.attrs["about"] = _ABOUT
+    slots.create(group, slot_capacity(len(h5.get("videos", {})), len(payload)), payload)
+    h5.attrs["format_version"] = FORMAT_VERSION
+
+
+def strip_format1_labels(h5: h5py.File) -> None:
+    for key in FILE_LABEL_ATTRS:
+        if key in h5.attrs:
+            del h5.attrs[key]
+    for g in h5.get("videos", {}).values():
+        for key in VIDEO_LABEL_ATTRS:
+            if key in g.attrs:
+                del g.attrs[key]
+        if "intervals" in g:
+            del g["intervals"]
+
+
+# ---------------------------------------------------------------- the live file
+def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[str],
+                 dataset: str, attrs: dict | None = None) -> None:
+    """Replace the labels of the feature file at ``path`` (the caller holds its lock).
+
+    ``labels`` has columns video_id, split, class_name and optionally intervals (inclusive
+    (start, end) native-frame pairs) and class_names_all (every class of a multi-label
+    video, the training class first). ``class_names`` lists every class including Normal;
+    ``attrs`` are extra file attrs (where the labels came from). Videos not in ``labels``
+    end up unlabelled. Callers validate first; this only writes.
+    """
+    path = Path(path)
+    with h5py.File(path, "r") as h5:
+        videos = h5["videos"]
+        entries = {}
+        for row in labels.itertuples(index=False):
+            g = videos[row.video_id]
+            a = {k: attr_value(g.attrs[k]) for k in ("n_frames", "source_path", "source_root")
+                 if k in g.attrs}
+            names = getattr(row, "class_names_all", None)
+            ivs = getattr(row, "intervals", None)
+            entries[row.video_id] = VideoLabel(
+                row.split, row.class_name,
+                list(names) if names is not None and len(names) > 1 else [],
+                np.asarray(ivs if ivs is not None else [], np.int64).reshape(-1, 2).tolist(),
+                int(a["n_frames"]) if a.get("n_frames") is not None else None,
+                a.get("source_path"), a.get("source_root"))
+    file_attrs = {"class_names": sorted(set(class_names)), "normal_class": NORMAL_CLASS,
+                  "dataset": dataset, **(attrs or {})}
+    replace_labels(path, LabelSet(file_attrs, entries))
+
+
+def replace_labels(path: Path, labels: LabelSet) -> None:
+    """Write ``labels`` into the slots of ``path`` (the caller holds its lock); a file
+    without slots (format 1) or whose slots are too small is rewritten once by a full copy."""
+    payload = labels.to_bytes()
+    with h5py.File(path, "r") as h5:
+        in_place = has_slots(h5)
+    if in_place:
+        try:
+            slots.write(path, GROUP, payload)
+            return
+        except slots.SlotFull:
+            log.info("%s: the labels outgrew their slots; rewriting the file once", path)
+        except OSError as err:
+            if storage_problem(err):
+                raise storage_error(err, path, "write its labels",
+                                    "copy the file to a writable disk and label the copy"
+                                    ) from None
+            raise
+    else:
+        log.info("%s: has no label slots (written by an older version); rewriting it once "
+                 "with them (a copy of %.1f GiB)", path, path.stat().st_size / 2**30)
+    rewrite_with_labels(path, labels)
+
+
+def rewrite_with_labels(path: Path, labels: LabelSet) -> None:
+    """The full-copy way: a new file with ``labels`` in fresh slots, renamed over ``path``."""
+    tmp = temp_path(path)
+    try:
+        shutil.copyfile(path, tmp)
+        with H5Writer(tmp, "r+") as h5:
+            put_slots(h5, labels)
+        atomic_replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        remove_quietly(tmp)
+        if storage_problem(err):
+            raise storage_error(err, path, "rewrite it with its new labels",
+                                "copy it to a writable disk with room for a second copy",
+                                needed=path.stat().st_size) from None
+        raise
+    except BaseException:
+        remove_quietly(tmp)
+        raise

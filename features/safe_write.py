@@ -1,0 +1,268 @@
+"""Writing files so that nothing is lost: atomic replace, and disk errors as one clear line.
+
+A file is replaced by writing ``NAME.tmp``, fsyncing it and renaming it over ``NAME`` (atomic
+on one filesystem), then fsyncing the folder.
+
+Disk errors (full, read-only) must never reach the HDF5 library: a write that fails inside
+it leaves a file handle that crashes the process (segmentation fault) when it is closed,
+even at interpreter exit (h5py issue 914, still so with HDF5 2.0). :class:`H5Writer` opens
+an HDF5 file for writing through a Python file object that keeps the first disk error for
+itself and drops later writes; HDF5 closes the (now useless) file cleanly, then the error is
+raised as an ordinary ``OSError``. :func:`storage_problem` recognises such errors, and the
+``RuntimeError`` texts h5py builds from them (``... errno = 28 ...``), so callers can name
+the file and the fix in one line.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import h5py
+
+from .errors import UserError
+
+# errnos that mean "this place cannot take the write", with what to tell the user
+_STORAGE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EFBIG: "file too large for the filesystem",
+            errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted"}
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)")
+
+
+def temp_path(path: Path) -> Path:
+    """Where a new version of ``path`` is written before it replaces ``path``. Only the
+    holder of the file's writer lock writes it; the lock deletes a dead holder's leftover."""
+    path = Path(path)
+    return path.with_name(path.name + ".tmp")
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_mode() -> int:
+    """The permissions a new file gets here: 0666 less the umask (some writers, such as
+    safetensors, create 0600 files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)          # no /proc: read the mask by setting it, then restore it
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_replace(tmp: Path, final: Path) -> None:
+    """Make ``tmp`` durable with normal permissions, then rename it over ``final`` (atomic on
+    one filesystem) and make the rename durable."""
+    os.chmod(tmp, file_mode())
+    fsync_path(tmp)
+    os.replace(tmp, final)
+    fsync_path(final.parent)
+
+
+def atomic_write(final: str | Path, write) -> Path:
+    """``write(tmp)`` next to ``final``, then :func:`atomic_replace`: readers see the old file
+    or the complete new one, never part of it. The temporary file goes on failure."""
+    final = Path(final)
+    tmp = temp_path(final)
+    try:
+        write(tmp)
+        atomic_replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete ``path`` if it exists; a failure to delete is not worth a second error."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def error_errno(err: BaseException) -> int | None:
+    """The errno of an OSError, or the one h5py wrote into a RuntimeError's text."""
+    number = getattr(err, "errno", None)
+    if isinstance(number, int):
+        return number
+    found = _ERRNO_IN_TEXT.search(str(err))
+    return int(found.group(1)) if found else None
+
+
+def storage_problem(err: BaseException) -> str | None:
+    """"no space left on device", "read-only file system", ... or None for other errors."""
+    if not isinstance(err, (OSError, RuntimeError)):
+        return None
+    return _STORAGE.get(error_errno(err))
+
+
+def is_disk_full(err: BaseException) -> bool:
+    return error_errno(err) in _FULL
+
+
+def one_line(text: object) -> str:
+    """Error text on one line (HDF5 messages break after the time stamp)."""
+    return " ".join(str(text).split())
+
+
+def storage_error(err: BaseException, path: Path, doing: str, fix: str,
+                  needed: int | None = None) -> UserError:
+    """The one-line UserError for a write to ``path`` that failed with a storage problem:
+    ``path: cannot <doing>: <problem> [(needs ~X MiB, Y MiB free)]; <fix>``."""
+    problem = storage_problem(err) or one_line(err)
+    space = ""
+    if is_disk_full(err):
+        free = free_bytes(Path(path).parent)
+        need = f"needs ~{_size(needed)}, " if needed else ""
+        space = f" ({need}{_size(free)} free)" if free is not None else ""
+        fix = f"free space there or {fix}"
+    elif error_errno(err) in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = f"make it writable or {fix}"
+    return UserError(f"{path}: cannot {doing}: {problem}{space}; {fix}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+class _KeepErrors(io.RawIOBase):
+    """A read/write file for h5py's ``fileobj`` driver that never raises: the first OSError
+    is kept in ``error``, later writes are dropped, reads past the data return zeros. Every
+    write is complete (h5py ignores short writes), every read fills its buffer."""
+
+    def __init__(self, path: Path, create: bool):
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_TRUNC if create else 0)
+        self.path = path
+        self._fd = os.open(path, flags, 0o644)
+        self._pos = 0
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        self._pos = os.lseek(self._fd, pos, whence) if whence != os.SEEK_SET else pos
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def _keep(self, err: OSError) -> None:
+        if self.error is None:
+            self.error = err
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self.error is None:
+            try:
+                n = os.preadv(self._fd, [view[done:]], self._pos + done)
+            except OSError as err:
+                self._keep(err)
+                break
+            if n == 0:
+                break
+            done += n
+        view[done:] = bytes(len(view) - done)
+        self._pos += len(view)
+        return len(view)
+
+    def write(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self.error is None:
+            try:
+                done += os.pwrite(self._fd, view[done:], self._pos + done)
+            except OSError as err:
+                self._keep(err)
+        self._pos += len(view)
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self._fd, size)
+            except OSError as err:
+                self._keep(err)
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+class H5Writer:
+    """An HDF5 file open for writing (``mode`` "w": new, "r+": an existing private copy),
+    whose disk errors never reach the HDF5 library (see the module docstring)::
+
+        with H5Writer(tmp) as h5:      # h5 is an h5py.File
+            ...                        # a full disk raises OSError(ENOSPC) at the end
+
+    ``failed`` tells early that writes are being dropped, so a long write can stop."""
+
+    def __init__(self, path: str | Path, mode: str = "w"):
+        if mode not in ("w", "r+"):
+            raise ValueError(f"H5Writer mode {mode!r}: use 'w' or 'r+'")
+        self._io = _KeepErrors(Path(path), create=mode == "w")
+        try:
+            self.h5 = h5py.File(self._io, mode)
+        except BaseException:
+            self._io.close()
+            raise
+
+    @property
+    def failed(self) -> OSError | None:
+        return self._io.error
+
+    def close(self) -> None:
+        """Close; raise the kept disk error, if any."""
+        try:
+            if self.h5.id.valid:
+                self.h5.close()
+        finally:
+            self._io.close()
+        if self._io.error is not None:
+            raise self._io.error
+
+    def __enter__(self) -> h5py.File:
+        return self.h5
+
+    def __exit__(self, kind, value, tb) -> None:
+        try:
+            self.close()
+        except OSError:
+            if value is None or storage_problem(self._io.error):
+                raise                                  # the disk error explains the rest
