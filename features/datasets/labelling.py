@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import UserError
 from ..labels import write_labels
 from ..lock import store_lock
-from ..safe_write import storage_error
+from ..safe_write import atomic_write, storage_error
 from ..store import NORMAL_CLASS, SPLITS, open_store
 from . import csv_manifest, reference_bundle, shanghaitech, ucf_crime, xd_violence
 from .base import Annotations, first_names, video_key
@@ -88,7 +88,7 @@ def plan_labels(ann: Annotations, videos: pd.DataFrame, store_path: Path, val_fr
     try:
         missing_file.unlink(missing_ok=True)              # from an earlier run
         if missing:
-            missing_file.write_text("\n".join(missing) + "\n")
+            atomic_write(missing_file, lambda tmp: tmp.write_text("\n".join(missing) + "\n"))
     except OSError as err:
         raise storage_error(err, missing_file, "write the list of missing videos",
                             "label a copy of the feature file on a writable disk") from None
