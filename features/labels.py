@@ -215,7 +215,7 @@ def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[s
         entries = {}
         for row in labels.to_dict("records"):
             g = videos[row["video_id"]]
-            body = {k: _plain(row[k]) for k in given}
+            body = {k: _plain(row[k]) for k in given if not _missing(row[k])}
             body.update({k: attr_value(g.attrs[k]) for k in remembered if k in g.attrs})
             names = row.get("class_names_all")
             body["class_names_all"] = list(names) if names is not None and len(names) > 1 else []
@@ -228,6 +228,11 @@ def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[s
     file_attrs = label_attrs(class_names=sorted(set(class_names)), normal_class=NORMAL_CLASS,
                              dataset=dataset, **(attrs or {}))
     replace_labels(path, LabelSet(file_attrs, entries))
+
+
+def _missing(value) -> bool:
+    """An empty cell (None, NaN) of a label table: the field is not set for that video."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _plain(value):

@@ -133,7 +133,7 @@ def test_a_label_field_declared_later_is_kept_by_a_re_extraction(videos, tiny_cl
         standard = {k: v for k, v in store.labels.file_attrs.items()
                     if k not in ("class_names", "normal_class", "dataset")}
         table = store.metadata()[["video_id", "split", "class_name", "intervals"]]
-    table["severity"] = table["video_id"].map({"a1": 3, "n1": 0})
+    table["severity"] = table["video_id"].map({"a1": 3})          # n1: none (NaN)
     with store_lock(out, "label"):
         write_labels(out, table, ["Normal", "Theft"], "csv", {**standard, "reviewer": "ann"})
     with h5py.File(out, "r") as h5:
@@ -151,8 +151,9 @@ def test_a_label_field_declared_later_is_kept_by_a_re_extraction(videos, tiny_cl
         assert store.video_ids == ["a1", "n1", "n2"]
         assert store.attrs["reviewer"] == "ann"
         assert store.video_attrs("a1")["severity"] == 3
-        assert store.video_attrs("n1")["severity"] == 0
+        assert "severity" not in store.video_attrs("n1")
         assert store.metadata().set_index("video_id").loc["a1", "severity"] == 3
         assert "severity" not in store.video_attrs("n2")          # not labelled
+        assert "severity" not in after.videos["n1"].to_json()
         assert json.loads(store.attrs["class_names"]) == ["Normal", "Theft"]
         assert store.intervals("a1").tolist() == [[2, 5]]
