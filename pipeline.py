@@ -1,7 +1,16 @@
 """`pipeline`: the command line. Thin: parse options, call one function per stage, print.
 
-Every stage is a plain Python function too (``extract.extract_videos``, ...); this file
-only turns options into arguments and results into lines on the terminal.
+    extract  videos -> CLIP frame embeddings, one HDF5 file   extract.extract_videos
+    info     describe a feature file (--schema: its names)   features.describe.describe
+    label    a dataset's labels into a feature file          features.datasets.label_store
+    import   a feature file from .npy features made elsewhere features.datasets.import_features
+    train    AnomalyCLIP runs on a labelled feature file     train.train
+    score    scores, metrics, plots: a split or one video    evaluate.score_split, score_video
+    demo     all of the above on generated videos            demo.run_demo
+
+Every stage is a plain Python function too (the right-hand column); this file only turns
+options into arguments and results into lines on the terminal. It imports a stage only
+when its command runs, so the CLI starts fast.
 """
 from __future__ import annotations
 
@@ -13,6 +22,9 @@ import sys
 import click
 
 from features import UserError, paths
+from features.schema import SPLITS
+
+log = logging.getLogger("pipeline")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -46,30 +58,41 @@ def cli(verbose: bool):
     \b
     extract  videos -> CLIP frame embeddings in one HDF5 file
     info     describe a feature file
+    label    attach a dataset's split, classes and intervals to a feature file
+    import   build a feature file from features extracted elsewhere (.npy)
+    train    train AnomalyCLIP on a labelled feature file (Dask: seeds, sweeps)
+    score    frame scores, metrics and plots of a split, or of one new video
+    demo     the whole pipeline on generated videos, in its own folder
     Outputs go under ./pipeline_out (or $PIPELINE_WORKDIR), where later commands find them.
     """
     _setup_logging(verbose)
 
 
 # ---------------------------------------------------------------- shared options
-_DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv",   # features.datasets.DATASETS
-             "bundle")
+# The choices of --dataset and --preset, spelled here so that the CLI starts without
+# importing the stages; tests/test_cli_names.py checks they are features.datasets.DATASETS
+# and train.presets.PRESETS.
+DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv", "bundle")
+PRESETS = ("ucf-crime", "xd-violence", "shanghaitech", "custom")
 
 
 def _label_options(fn=None, *, required: bool = True):
-    """--dataset/--annotations/--val-fraction/--seed/--allow-missing, shared by label, import
-    and (with ``required=False``: ``@_label_options(required=False)``) extract."""
+    """--dataset/--annotations/--val-fraction/--val-seed/--allow-missing/--labels, shared by
+    label, import and (with ``required=False``: ``@_label_options(required=False)``)
+    extract."""
     if fn is None:
         return functools.partial(_label_options, required=required)
     options = [
-        click.option("--dataset", required=required, type=click.Choice(_DATASETS), default=None,
+        click.option("--dataset", required=required, type=click.Choice(DATASETS), default=None,
                      help="Which annotation format --annotations is in (see README, Datasets)."),
         click.option("--annotations", required=required, type=click.Path(), default=None,
                      help="The dataset's official files (folder) or your manifest (CSV/Parquet)."),
         click.option("--val-fraction", type=float, default=0.2, show_default=True,
                      help="Share of each training class set aside as split=val (0 = none)."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed of the validation draw."),
+        click.option("--val-seed", type=int, default=None,
+                     help="Seed of the validation draw [default: 0]."),
+        click.option("--seed", "old_seed", type=int, default=None, hidden=True,
+                     help="Old name of --val-seed (still read, with a note)."),
         click.option("--allow-missing", is_flag=True,
                      help="Label the listed videos that have features, skip the others."),
         click.option("--labels", type=click.Path(), default=None,
@@ -81,12 +104,23 @@ def _label_options(fn=None, *, required: bool = True):
     return fn
 
 
+def _val_seed(val_seed: int | None, old_seed: int | None) -> int:
+    """--val-seed, or the old --seed of label / import / extract with a one-line note."""
+    if old_seed is None:
+        return 0 if val_seed is None else val_seed
+    if val_seed is not None and val_seed != old_seed:
+        raise UserError(f"--seed {old_seed} and --val-seed {val_seed}: --seed is the old name "
+                        "of --val-seed here; pass --val-seed alone")
+    log.warning("note: --seed of this command is now --val-seed (the seed of the validation "
+                "draw; --seed of train and demo is the training seed); --seed still works")
+    return old_seed
+
+
 def _wait_option(fn):
     """--wait, shared by the commands that write a feature file (one writer at a time)."""
     return click.option("--wait", is_flag=True,
                         help="If another run is writing the feature file, wait for it to "
                              "finish instead of stopping with an error.")(fn)
-
 
 
 # ---------------------------------------------------------------- stage one: extract
@@ -117,7 +151,7 @@ def _wait_option(fn):
 @_wait_option
 @user_errors
 def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers, scheduler,
-            dataset, annotations, val_fraction, seed, allow_missing, wait,
+            dataset, annotations, val_fraction, val_seed, old_seed, allow_missing, wait,
             labels):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
@@ -129,6 +163,7 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
 
     if (dataset is None) != (annotations is None):
         raise UserError("--dataset and --annotations go together; give both or neither")
+    val_seed = _val_seed(val_seed, old_seed)
     if dataset:
         from features.datasets import read_annotations
         read_annotations(dataset, annotations, labels)
@@ -141,36 +176,42 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
         if dataset:
             from features.datasets import label_store
             click.echo(str(label_store(result.out, dataset, annotations,
-                                       val_fraction=val_fraction, seed=seed,
+                                       val_fraction=val_fraction, val_seed=val_seed,
                                        allow_missing=allow_missing, labels=labels)))
     sys.exit(1 if result.failed else 0)
 
 
 @cli.command()
 @click.argument("features_file", type=click.Path(), required=False)
+@click.option("--schema", is_flag=True,
+              help="Print every name a feature file may hold, with what it means, instead.")
 @user_errors
-def info(features_file):
+def info(features_file, schema):
     """Describe a feature file: model, videos, frames, dims, labels."""
+    if schema:
+        from features.schema import markdown
+
+        click.echo(markdown())
+        return
     from features.describe import describe
 
     click.echo(describe(features_file or paths.default_features()))
 
 
 # ---------------------------------------------------------------- datasets: label / import
-# (issue 4: `pipeline label`, `pipeline import`)
 @cli.command()
 @click.argument("features_file", type=click.Path(), required=False)
 @_label_options
 @_wait_option
 @user_errors
-def label(features_file, dataset, annotations, val_fraction, seed, allow_missing, wait,
-          labels):
+def label(features_file, dataset, annotations, val_fraction, val_seed, old_seed, allow_missing,
+          wait, labels):
     """Attach split, class and anomalous intervals from a dataset's annotations to a feature file."""
     from features.datasets import label_store
 
     summary = label_store(features_file or paths.default_features(), dataset, annotations,
-                          val_fraction=val_fraction, seed=seed, allow_missing=allow_missing,
-                          wait=wait, labels=labels)
+                          val_fraction=val_fraction, val_seed=_val_seed(val_seed, old_seed),
+                          allow_missing=allow_missing, wait=wait, labels=labels)
     click.echo(str(summary))
 
 
@@ -192,25 +233,23 @@ def label(features_file, dataset, annotations, val_fraction, seed, allow_missing
 @_label_options
 @_wait_option
 @user_errors
-def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction, seed,
-            allow_missing, wait, labels):
+def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction,
+            val_seed, old_seed, allow_missing, wait, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
     from features.datasets import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
-                             stride=stride, fps=fps, val_fraction=val_fraction, seed=seed,
-                             allow_missing=allow_missing, wait=wait,
-                             labels=labels)
+                             stride=stride, fps=fps, val_fraction=val_fraction,
+                             val_seed=_val_seed(val_seed, old_seed),
+                             allow_missing=allow_missing, wait=wait, labels=labels)
     click.echo(result.summary())
 
 
 # ---------------------------------------------------------------- stage two: train
-# (issue 5: `pipeline train`)
 @cli.command()
 @click.option("--features", type=click.Path(), default=None,
               help="Labelled feature file [default: pipeline_out/features.h5].")
-@click.option("--preset", type=click.Choice(["ucf-crime", "xd-violence", "shanghaitech",
-                                            "custom"]),
+@click.option("--preset", type=click.Choice(PRESETS),
               default=None, help="Published hyper-parameters, or custom: sized to the "
                                  "dataset [default: the store's dataset when it is a paper "
                                  "one, else custom].")
@@ -252,14 +291,14 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
 
 
 # ---------------------------------------------------------------- evaluate: score / demo
-# (issue 6: `pipeline score`, `pipeline demo`)
 @cli.command()
 @click.option("--features", type=click.Path(), default=None,
               help="Feature file to score [default: pipeline_out/features.h5].")
-@click.option("--checkpoint", "run", type=click.Path(), default=None,
-              help="Run folder, or a runs folder (its best run) [default: pipeline_out/runs].")
+@click.option("--run", "--checkpoint", "run", type=click.Path(), default=None,
+              help="Run folder, or a runs folder (its best run) [default: pipeline_out/runs]; "
+                   "--checkpoint is its old name.")
 @click.option("--split", default="test", show_default=True,
-              type=click.Choice(["train", "val", "test", "all"]), help="Videos to score.")
+              type=click.Choice([*SPLITS, "all"]), help="Videos to score.")
 @click.option("--video", type=click.Path(), default=None,
               help="Score one new video file instead: extract it with the run's CLIP first.")
 @click.option("--out", type=click.Path(), default=None,
@@ -271,7 +310,7 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
 @user_errors
 def score(features, run, split, video, out, csv, render, device):
     """Frame scores, metrics and plots for a split, or anomalous intervals of one video."""
-    from evaluate.score import score_split, score_video
+    from evaluate import score_split, score_video
 
     if video:
         if features:
@@ -295,7 +334,7 @@ def score(features, run, split, video, out, csv, render, device):
 @user_errors
 def demo(workdir, model, device, seed):
     """Generate sample videos, extract, label, train, score: the whole pipeline in minutes."""
-    from evaluate.demo import run_demo
+    from demo import run_demo
 
     click.echo(run_demo(workdir, model=model, device=device, seed=seed).summary())
 

@@ -13,7 +13,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from extract.ffmpeg_bin import ffmpeg_exe  # noqa: E402
-from features.tiny_clip import make_random_vit_b16, make_tiny_clip  # noqa: E402
+from features.safe_write import atomic_write  # noqa: E402
+from samples.tiny_clip import make_random_vit_b16, make_tiny_clip  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"   # ignored by git: clips, stores, models, JSON
 
@@ -47,17 +48,16 @@ def make_clips(n: int, seconds: float, size: str, rate: int) -> list[Path]:
     paths = [folder / f"clip{i:02d}.mp4" for i in range(n)]
 
     def make(i):
-        p = paths[i]
-        if not p.exists():
-            src = ["testsrc2", "testsrc", "smptehdbars"][i % 3]
-            tmp = p.with_name("tmp_" + p.name)
-            subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                            f"{src}=size={size}:rate={rate}:duration={seconds}", "-f", "lavfi",
-                            "-i", f"sine=frequency={300 + 50 * i}:duration={seconds}",
-                            "-c:v", "libx264", "-preset", "veryfast", "-threads", "1",
-                            "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(tmp)],
-                           check=True)
-            tmp.replace(p)
+        if paths[i].exists():
+            return
+        src = ["testsrc2", "testsrc", "smptehdbars"][i % 3]
+        atomic_write(paths[i], lambda tmp: subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+             f"{src}=size={size}:rate={rate}:duration={seconds}", "-f", "lavfi",
+             "-i", f"sine=frequency={300 + 50 * i}:duration={seconds}",
+             "-c:v", "libx264", "-preset", "veryfast", "-threads", "1",
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(tmp)], check=True),
+            keep_suffix=True)
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(make, range(n)))

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import OUT                                           # noqa: E402
 from features.labels import (LabelSet, VideoLabel, rewrite_with_labels,  # noqa: E402
                              put_slots, replace_labels)
-from features.safe_write import fsync_path                             # noqa: E402
+from features.safe_write import atomic_write, fsync_path               # noqa: E402
 from features.store import write_file_attrs, write_video               # noqa: E402
 
 UCF_VIDEOS, UCF_GIB = 1900, 14.0
@@ -52,18 +52,19 @@ def bench_file(gib: float, videos: int) -> Path:
     print(f"writing {path} ({videos} videos x {rows} rows, once)...", flush=True)
     block = np.random.default_rng(0).standard_normal((rows, 512)).astype(np.float16)
     OUT.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as h5:
-        write_file_attrs(h5, {"model_id": "bench", "embed_dim": 512, "stride": 1,
-                              "source": "extracted"})
-        for i in range(videos):
-            index = np.arange(rows, dtype=np.int64)
-            write_video(h5, f"v{i:04d}", np.roll(block, i, axis=0), index, index * 33.3,
-                        {"n_frames": rows, "fps": 30.0, "stride": 1,
-                         "source_path": f"v{i:04d}.mp4"})
-        put_slots(h5)
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as h5:
+            write_file_attrs(h5, {"model_id": "bench", "embed_dim": 512, "stride": 1,
+                                  "source": "extracted"})
+            for i in range(videos):
+                index = np.arange(rows, dtype=np.int64)
+                write_video(h5, f"v{i:04d}", np.roll(block, i, axis=0), index, index * 33.3,
+                            {"n_frames": rows, "fps": 30.0, "stride": 1,
+                             "source_path": f"v{i:04d}.mp4"})
+            put_slots(h5)
+
+    return atomic_write(path, write)
 
 
 def label_set(videos: int, rows: int, seed: int) -> LabelSet:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from extract.ffmpeg_bin import ffmpeg_exe
 from features.errors import UserError
+from features.safe_write import atomic_write
 
 from . import plots
 
@@ -66,36 +67,36 @@ def render_video(video_path: Path, frames: pd.DataFrame, out: Path,
                               text=True).stdout
     codec = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"] if "libx264" in encoders \
         else ["-c:v", "mpeg4", "-q:v", "4"]
-    tmp = out.with_name(out.stem + ".tmp.mp4")
-    decoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(video_path),
-                                "-vf", f"scale={vw}:{ph}", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                                "pipe:"], stdout=subprocess.PIPE)
-    encoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "rawvideo",
-                                "-pix_fmt", "rgb24", "-s", f"{width}x{ph}", "-r", f"{fps:.6f}",
-                                "-i", "pipe:", *codec, "-pix_fmt", "yuv420p", "-movflags",
-                                "+faststart", str(tmp)], stdin=subprocess.PIPE)
     frame_bytes = vw * ph * 3
-    canvas = np.full((ph, width, 3), 255, np.uint8)
-    i = 0
-    try:
-        while True:
-            buf = decoder.stdout.read(frame_bytes)
-            if len(buf) < frame_bytes:
-                break
-            canvas[:, :vw] = np.frombuffer(buf, np.uint8).reshape(ph, vw, 3)
-            canvas[:, vw:vw + pw] = panel
-            x = vw + xs[min(i, len(xs) - 1)]
-            canvas[top:bottom, max(x - 1, vw):x + 1] = (192, 57, 43)             # cursor
-            encoder.stdin.write(canvas.tobytes())
-            i += 1
-    finally:
-        decoder.stdout.close()
-        decoder.wait()
-        encoder.stdin.close()
-        rc = encoder.wait()
-    if rc != 0 or i == 0:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{video_path}: rendering {out.name} failed (ffmpeg exit {rc}, "
-                        f"{i} frames)")
-    tmp.replace(out)
-    return out
+
+    def encode(tmp: Path) -> None:
+        decoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-i",
+                                    str(video_path), "-vf", f"scale={vw}:{ph}", "-f", "rawvideo",
+                                    "-pix_fmt", "rgb24", "pipe:"], stdout=subprocess.PIPE)
+        encoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f",
+                                    "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{ph}", "-r",
+                                    f"{fps:.6f}", "-i", "pipe:", *codec, "-pix_fmt", "yuv420p",
+                                    "-movflags", "+faststart", str(tmp)], stdin=subprocess.PIPE)
+        canvas = np.full((ph, width, 3), 255, np.uint8)
+        i = 0
+        try:
+            while True:
+                buf = decoder.stdout.read(frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                canvas[:, :vw] = np.frombuffer(buf, np.uint8).reshape(ph, vw, 3)
+                canvas[:, vw:vw + pw] = panel
+                x = vw + xs[min(i, len(xs) - 1)]
+                canvas[top:bottom, max(x - 1, vw):x + 1] = (192, 57, 43)             # cursor
+                encoder.stdin.write(canvas.tobytes())
+                i += 1
+        finally:
+            decoder.stdout.close()
+            decoder.wait()
+            encoder.stdin.close()
+            rc = encoder.wait()
+        if rc != 0 or i == 0:
+            raise UserError(f"{video_path}: rendering {out.name} failed (ffmpeg exit {rc}, "
+                            f"{i} frames)")
+
+    return atomic_write(out, encode, keep_suffix=True)     # .tmp.mp4: ffmpeg picks mp4

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.store import atomic_replace
+from features.safe_write import atomic_write
 
 from .metrics import prob_column
 
@@ -58,18 +58,10 @@ def frame_times(n_frames: int, fps: float, stride: int, timestamps_ms: np.ndarra
 
 def write_table(frames: pd.DataFrame, out_dir: Path, csv: bool = False) -> list[Path]:
     """Write ``frame_scores.parquet`` (and ``.csv`` when asked) atomically; return the paths."""
-    written = []
-    path = out_dir / TABLE
-    tmp = path.with_name(path.name + ".tmp")
-    frames.to_parquet(tmp, index=False)
-    atomic_replace(tmp, path)
-    written.append(path)
+    written = [atomic_write(out_dir / TABLE, lambda tmp: frames.to_parquet(tmp, index=False))]
     if csv:
-        path = out_dir / TABLE.replace(".parquet", ".csv")
-        tmp = path.with_name(path.name + ".tmp")
-        frames.to_csv(tmp, index=False, float_format="%.6g")
-        atomic_replace(tmp, path)
-        written.append(path)
+        written.append(atomic_write(out_dir / TABLE.replace(".parquet", ".csv"), lambda tmp:
+                                    frames.to_csv(tmp, index=False, float_format="%.6g")))
     return written
 
 
@@ -90,10 +82,7 @@ def write_metrics(path: Path, body: dict) -> Path:
             return [clean(v) for v in obj]
         return _finite(obj)
 
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean(body), indent=2) + "\n")
-    atomic_replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(clean(body), indent=2) + "\n"))
 
 
 METRIC_LINES = [

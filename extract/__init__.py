@@ -1,4 +1,5 @@
 """Stage one: videos -> frames (ffmpeg) -> CLIP embeddings -> the HDF5 feature store."""
-from .run import extract_videos
+from .result import ExtractResult
+from .stage import extract_videos
 
-__all__ = ["extract_videos"]
+__all__ = ["ExtractResult", "extract_videos"]

@@ -21,10 +21,11 @@ import numpy as np
 # luma weights (Kr, Kb) of the matrices swscale knows
 _KR_KB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "fcc": (0.30, 0.11),
           "smpte240m": (0.212, 0.087), "bt2020": (0.2627, 0.0593)}
-# ffmpeg's colour-space names (stream header) -> matrix; anything else gets BT.601, as
-# swscale does for unspecified or unsupported spaces
-_FFMPEG_SPACES = {"bt709": "bt709", "fcc": "fcc", "bt470bg": "bt601", "smpte170m": "bt601",
-                  "smpte240m": "smpte240m", "bt2020nc": "bt2020", "bt2020c": "bt2020"}
+# FFmpeg's AVColorSpace codes (the stream header's colorspace) -> matrix; anything else
+# gets BT.601, as swscale does for unspecified or unsupported spaces
+_SPACES = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020",
+           10: "bt2020"}
+_FULL_RANGE = 2                    # AVCOL_RANGE_JPEG ("pc"); 1 is "tv", 0 unspecified
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,12 @@ class Colour:
         return "pc" if self.full_range else "tv"
 
 
-def declared_colour(pix_fmt: str, tags: str) -> Colour:
-    """The colour a stream declares in ffmpeg's header, e.g. ``yuv420p`` with tags
-    ``"tv, bt709/bt709/bt709, progressive"`` (range, space[/primaries/transfer], ...)."""
-    matrix, full = "bt601", pix_fmt.startswith("yuvj")
-    for token in (t.strip() for t in tags.split(",")):
-        if token in ("pc", "tv"):
-            full = full or token == "pc"
-        elif token.split("/")[0] in _FFMPEG_SPACES:
-            matrix = _FFMPEG_SPACES[token.split("/")[0]]
-    return Colour(matrix, full)
+def stream_colour(pix_fmt: str, colorspace: int, color_range: int) -> Colour:
+    """The colour a stream declares in its header: FFmpeg's colour-space and range codes
+    (PyAV's ``codec_context.colorspace`` / ``color_range``); ``yuvj*`` formats are full
+    range whatever the range says."""
+    full = pix_fmt.startswith("yuvj") or color_range == _FULL_RANGE
+    return Colour(_SPACES.get(int(colorspace or 0), "bt601"), full)
 
 
 def yuv_to_rgb(colour: Colour) -> tuple[np.ndarray, np.ndarray]:

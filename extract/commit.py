@@ -28,16 +28,15 @@ import hashlib
 import logging
 import os
 import secrets
-from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from features.labels import LabelSet, put_slots, read_labels
-from features.safe_write import (H5Writer, atomic_replace, remove_quietly, storage_error,
-                                 storage_problem, temp_path)
-from features.schema import FILE_LABEL_ATTRS, read_attrs
+from features.safe_write import (H5Writer, atomic_replace, atomic_write, remove_quietly,
+                                 storage_errors, storage_problem)
+from features.schema import FILE_LABEL_FIELDS, read_attrs, utc_now
 from features.store import VideoWriter, write_file_attrs
 
 log = logging.getLogger("pipeline")
@@ -140,13 +139,15 @@ def committed_shards(folder: Path) -> dict[str, tuple[Path, dict]]:
 def merge_shards(out: Path, shards: dict[str, Path], file_attrs: dict) -> int:
     """Write ``out`` anew = old videos not in ``shards`` + the shards + the old labels;
     atomically; then delete the shards. Returns the number of videos in the new file."""
-    tmp = temp_path(out)
-    attrs = {k: v for k, v in file_attrs.items() if k not in FILE_LABEL_ATTRS + (SOURCE_ROOT,)}
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    attrs = {k: v for k, v in file_attrs.items()
+             if k not in FILE_LABEL_FIELDS and k != SOURCE_ROOT}
+    now = utc_now()
     attrs.setdefault("created_utc", now)
     attrs["updated_utc"] = now
     stale: list[str] = []
-    try:
+    merged: list[int] = []
+
+    def write(tmp: Path) -> None:
         with H5Writer(tmp) as dst:
             videos = dst.create_group("videos")
             labels = LabelSet()
@@ -167,23 +168,18 @@ def merge_shards(out: Path, shards: dict[str, Path], file_attrs: dict) -> int:
                     stale.append(f"{vid} ({why})")
             write_file_attrs(dst, attrs)
             put_slots(dst, labels)
-            n = len(videos)
-        atomic_replace(tmp, out)
-    except (OSError, RuntimeError) as err:
-        remove_quietly(tmp)
-        if storage_problem(err):
-            need = sum(p.stat().st_size for p in shards.values() if p.exists()) + (
-                out.stat().st_size if out.exists() else 0)
-            raise storage_error(
-                err, out, "write the merged feature file",
-                f"choose another --out; then run the same command again: the "
-                f"{len(shards)} finished videos wait in {parts_dir(out)}", needed=need) from None
-        raise
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+            merged.append(len(videos))
+
+    def needed() -> int:
+        return sum(p.stat().st_size for p in shards.values() if p.exists()) + (
+            out.stat().st_size if out.exists() else 0)
+
+    with storage_errors(out, "write the merged feature file",
+                        f"choose another --out; then run the same command again: the "
+                        f"{len(shards)} finished videos wait in {parts_dir(out)}", needed):
+        atomic_write(out, write)
     for item in stale:
         log.warning("warning: labels of %s are set aside: run `pipeline label` again", item)
     for shard in shards.values():
         remove_quietly(shard)
-    return n
+    return merged[0]

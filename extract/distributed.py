@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from features.clip_loader import load_clip
+from features.progress import Progress
 from features.safe_write import error_errno
 
 from .commit import StorageError
 from .encode import FrameEncoder
 from .probe import VideoInfo
-from .report import Failure
+from .result import Failure
 from .scan import VideoSource
-from .video import extract_one_video
+from .video import ShardSettings, extract_one_video
 
 log = logging.getLogger("pipeline")
 
@@ -39,41 +39,37 @@ def _encoder(model: str, device: str, batch: int) -> FrameEncoder:
     return _ENCODERS[key]
 
 
-def extract_task(src: VideoSource, info: VideoInfo, device: str, batch: int, folder: str,
-                 file_attrs: dict, stride: int, decoder: str = "auto"
-                 ) -> tuple[str, str | None, tuple | None]:
+def extract_task(src: VideoSource, info: VideoInfo, device: str, batch: int,
+                 settings: ShardSettings) -> tuple[str, str | None, tuple | None]:
     """Runs on a worker: one video -> one committed shard. Returns (video_id, failure or
     None, (path, errno) when the disk was full or read-only, else None)."""
-    encoder = _encoder(file_attrs["model_id"], device, batch)
-    if encoder.clip.fingerprint != file_attrs["model_sha256"]:
-        return src.video_id, (f"worker loaded different weights for {file_attrs['model_id']} "
+    model_id, sha = settings.file_attrs["model_id"], settings.file_attrs["model_sha256"]
+    encoder = _encoder(model_id, device, batch)
+    if encoder.clip.fingerprint != sha:
+        return src.video_id, (f"worker loaded different weights for {model_id} "
                               f"(sha256 {encoder.clip.fingerprint[:12]}...)"), None
     try:
-        why = extract_one_video(src, info, encoder, Path(folder), file_attrs, stride, decoder)
+        why = extract_one_video(src, info, encoder, settings)
     except StorageError as err:
         return src.video_id, str(err), (str(err.path), error_errno(err.err))
     return src.video_id, why, None
 
 
-def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str, model: str,
-                    device: str, batch: int, folder: Path, file_attrs: dict, stride: int,
-                    show: bool | None, decoder: str = "auto"):
+def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str, device: str,
+                    batch: int, settings: ShardSettings, show: bool | None):
     from dask.distributed import Client, as_completed
 
+    settings = replace(settings, folder=settings.folder.resolve())
     done, failed = [], []
     by_key = {}
-    with Client(scheduler) as client:
+    with Client(scheduler) as client, Progress(len(probed), "videos", "video", show) as bar:
         log.info("Dask cluster %s: %d workers", scheduler, len(client.scheduler_info()["workers"]))
         futures = []
         for src, info in probed:
             key = f"extract-{src.video_id}-{src.size}-{src.mtime_ns}"
             by_key[key] = (src, info)
-            futures.append(client.submit(extract_task, src, info, device, batch,
-                                         str(folder.resolve()), file_attrs, stride, decoder,
-                                         retries=1,
-                                         pure=False, key=key))
-        bar = tqdm(total=len(futures), desc="videos", unit="video",
-                   disable=None if show is None else not show)
+            futures.append(client.submit(extract_task, src, info, device, batch, settings,
+                                         retries=1, pure=False, key=key))
         for future in as_completed(futures):
             src, info = by_key[future.key]
             try:
@@ -82,13 +78,11 @@ def extract_on_dask(probed: list[tuple[VideoSource, VideoInfo]], scheduler: str,
                 why, storage = f"worker error: {type(err).__name__}: {err}", None
             if storage is not None:                # every further video would fail alike
                 client.cancel(futures)
-                bar.close()
                 path, number = storage
                 raise StorageError(Path(path), OSError(number, os.strerror(number or 0)))
             if why is None:
-                done.append((src, info.rows(stride)))
+                done.append((src, info.rows(settings.stride)))
             else:
                 failed.append(Failure(src.video_id, src.relpath, why))
             bar.update(1)
-        bar.close()
     return done, failed

@@ -1,23 +1,24 @@
-"""Probe a video with ffmpeg alone (no ffprobe): size, rotation, pixel aspect, colour, fps,
-duration, frame count and every frame's presentation time.
+"""Probe a video: size, rotation, pixel aspect, colour, fps, duration, frame count and every
+frame's presentation time.
 
-Two cheap runs: ``ffmpeg -i FILE`` prints the stream header (parsed here), and a stream copy
+The header facts come from the container through PyAV (the FFmpeg libraries, in process:
+no banner text to parse). The frames come from the decoding ffmpeg itself: a stream copy
 of the first video stream to the framecrc muxer lists its packets (= frames) without
 decoding. The packets' presentation times, sorted, are the decoded frames' times: the same
 ffmpeg shifts (container start time, edit lists) apply to a stream copy as to a decode, and
 packets flagged discard (cut by an edit list) yield no frame. So decoding needs no
-per-frame log to know when each frame is shown.
+per-frame log to know when each frame is shown, and the frame count is the one of the
+binary that decodes.
 """
 from __future__ import annotations
 
 import re
 import subprocess
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 
-from .colour import Colour, declared_colour
+from .colour import Colour, stream_colour
 from .ffmpeg_bin import ffmpeg_exe
 
 
@@ -55,59 +56,68 @@ class VideoInfo:
         return -(-self.n_packets // stride)
 
 
-_VIDEO_RE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
-# "Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), 1280x720"
-_PIXFMT_RE = re.compile(r"Video: .+?, (\w+)(?:\((.*?)\))?, \d{2,5}x\d{2,5}")
-_SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR")
-_FPS_RE = re.compile(r"([\d.]+k?) fps")
-_TBR_RE = re.compile(r"([\d.]+k?) tbr")
-_DUR_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
-_ROT_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
+def read_header(path: str) -> dict:
+    """The first video stream's facts from the container header (PyAV): codec, width,
+    height, sar, fps, duration_s, rotation, has_audio, pix_fmt, colour."""
+    import av
+
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError) as err:
+        raise ProbeError(f"not a readable video ({_one_line(err)})") from None
+    with container:
+        if not container.streams.video:
+            if container.streams.audio:
+                raise ProbeError("no video stream (audio only)")
+            raise ProbeError("not a readable video (the file holds no video stream)")
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        if not cc.width or not cc.height:
+            raise ProbeError("not a readable video (no picture size in its header)")
+        sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+        rate = stream.average_rate or stream.base_rate
+        pix_fmt = cc.format.name if cc.format is not None else ""
+        return {"codec": cc.name, "width": cc.width, "height": cc.height,
+                "sar": float(sar) if sar else 1.0, "fps": float(rate) if rate else 0.0,
+                "duration_s": container.duration / av.time_base if container.duration else 0.0,
+                "rotation": _rotation(container, stream),
+                "has_audio": bool(container.streams.audio), "pix_fmt": pix_fmt,
+                "colour": stream_colour(pix_fmt, cc.colorspace, cc.color_range)}
 
 
-def _rate(text: str) -> float:
-    return float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+def _rotation(container, stream) -> int:
+    """Clockwise degrees (0, 90, 180, 270) the picture is turned when shown. PyAV reads the
+    display matrix from decoded frames only (its angle counter-clockwise): the first frame's.
+    A stream whose first frame does not decode gets 0 here; its decode then fails with the
+    reason."""
+    import av
+
+    stream.codec_context.thread_type = "NONE"          # one frame: no decoder threads
+    try:
+        for frame in container.decode(stream):
+            return int(round(-frame.rotation)) % 360
+    except (av.FFmpegError, ValueError):
+        pass
+    return 0
 
 
 def probe(path: str, timeout: float = 120) -> VideoInfo:
-    exe = ffmpeg_exe()
-    try:
-        header = subprocess.run([exe, "-hide_banner", "-nostdin", "-i", str(path)],
-                                capture_output=True, text=True, errors="replace",
-                                timeout=timeout).stderr
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"ffmpeg took over {timeout:.0f}s to read the header") from None
-    lines = header.splitlines()
-    video_line = next((ln for ln in lines if _VIDEO_RE.search(ln)), None)
-    if video_line is None:
-        last = next((ln.strip() for ln in reversed(lines) if ln.strip()
-                     and "At least one output" not in ln), "")
-        if any(": Audio:" in ln for ln in lines):
-            raise ProbeError("no video stream (audio only)")
-        raise ProbeError(f"not a readable video ({last[-160:] or 'ffmpeg printed nothing'})")
-    m = _VIDEO_RE.search(video_line)
-    codec, width, height = m.group(1), int(m.group(2)), int(m.group(3))
-    sar_m = _SAR_RE.search(video_line)
-    sar = float(Fraction(int(sar_m.group(1)), int(sar_m.group(2)))) \
-        if sar_m and int(sar_m.group(1)) and int(sar_m.group(2)) else 1.0
-    fps_m = _FPS_RE.search(video_line) or _TBR_RE.search(video_line)
-    fps = _rate(fps_m.group(1)) if fps_m else 0.0
-    dur_m = _DUR_RE.search(header)
-    duration = (int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + float(dur_m.group(3))
-                if dur_m else 0.0)
-    # rotation side data is printed under the video stream it belongs to
-    start = lines.index(video_line)
-    rot_m = next((r for r in (_ROT_RE.search(ln) for ln in lines[start + 1:start + 12]) if r), None)
-    rotation = int(round(-float(rot_m.group(1)))) % 360 if rot_m else 0
-    has_audio = any(": Audio:" in ln for ln in lines)
-    fmt_m = _PIXFMT_RE.search(video_line)
-    pix_fmt, tags = (fmt_m.group(1), fmt_m.group(2) or "") if fmt_m else ("", "")
+    header = read_header(path)
+    n_packets, frame_times_ms = list_packets(path, timeout)
+    return VideoInfo(header["width"], header["height"], header["sar"], header["rotation"],
+                     header["fps"], header["duration_s"], n_packets, header["codec"],
+                     header["has_audio"], header["pix_fmt"], header["colour"],
+                     frame_times_ms)
 
-    # one framecrc line per packet of the copied stream, in every ffmpeg version (the -stats
-    # frame= field is missing for stream copies in some)
+
+def list_packets(path: str, timeout: float = 120) -> tuple[int, np.ndarray | None]:
+    """(frames, their presentation times in ms or None) of the first video stream, from a
+    stream copy to ffmpeg's framecrc muxer: one line per packet, in every ffmpeg version
+    (the -stats frame= field is missing for stream copies in some)."""
     try:
-        count = subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-                                "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
+        count = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
+                                "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                                "-f", "framecrc", "-"],
                                capture_output=True, text=True, errors="replace",
                                timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -118,8 +128,7 @@ def probe(path: str, timeout: float = 120) -> VideoInfo:
     errors = _first_error(count.stderr, default="")
     if errors:
         raise ProbeError(f"corrupt or truncated container ({errors})")
-    return VideoInfo(width, height, sar, rotation, fps, duration, n_packets, codec, has_audio,
-                     pix_fmt, declared_colour(pix_fmt, tags), frame_times_ms)
+    return n_packets, frame_times_ms
 
 
 # "#tb 0: 1/12800", then per packet "0, dts, pts, duration, size, 0xcrc[, F=0xflags][, ...]"
@@ -141,6 +150,10 @@ def packet_times_ms(framecrc: str) -> tuple[int, np.ndarray | None]:
         return len(packets), None
     pts = np.sort(np.array(packets, dtype=np.int64))
     return len(packets), pts * (1000 * int(tb.group(1))) / int(tb.group(2))
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[-160:] or type(err).__name__
 
 
 def _first_error(stderr: str, default: str = "unknown error") -> str:

@@ -29,10 +29,6 @@ class VideoSource:
     size: int           # bytes
     mtime_ns: int
 
-    def signature(self) -> tuple[int, int]:
-        """What must match for a stored video to count as already extracted."""
-        return self.size, self.mtime_ns
-
 
 @dataclass
 class Refused:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+from features import schema
 
 from .commit import ShardWriter
 from .decode import DecodeError, DecoderRefused, FrameStream
@@ -68,18 +71,16 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
 
 def video_attrs(src: VideoSource, info: VideoInfo, stream: FrameStream, stride: int,
                 fallback: str = "") -> dict:
-    """Per-video attrs of the store (see features/store.py)."""
+    """Per-video attrs of the store (declared in features/schema.py)."""
     disp_w, disp_h = info.display_size
-    return {
-        "video_id": src.video_id, "source_path": src.relpath, "source_size": src.size,
-        "source_mtime_ns": src.mtime_ns, "fps": info.fps, "n_frames": stream.n_frames,
-        "duration_s": info.duration_s, "width": info.width, "height": info.height,
-        "display_width": disp_w, "display_height": disp_h, "sar": info.sar,
-        "rotation": info.rotation, "codec": info.codec, "has_audio": info.has_audio,
-        "stride": stride, "decoder": stream.decoder, "decoder_fallback": fallback,
-        "color_matrix": stream.colour.matrix,
-        "color_range": "full" if stream.colour.full_range else "limited",
-    }
+    return schema.video_attrs(
+        video_id=src.video_id, source_path=src.relpath, source_size=src.size,
+        source_mtime_ns=src.mtime_ns, fps=info.fps, n_frames=stream.n_frames,
+        duration_s=info.duration_s, width=info.width, height=info.height,
+        display_width=disp_w, display_height=disp_h, sar=info.sar, rotation=info.rotation,
+        codec=info.codec, has_audio=info.has_audio, stride=stride, decoder=stream.decoder,
+        decoder_fallback=fallback, color_matrix=stream.colour.matrix,
+        color_range="full" if stream.colour.full_range else "limited")
 
 
 def choose_decoder(decoder: str, encoder: FrameEncoder) -> str:
@@ -100,25 +101,34 @@ def _nvdec_skipped(info: VideoInfo) -> str | None:
     return _no_gpu_decoder.get(ffmpeg_exe())
 
 
-def extract_one_video(src: VideoSource, info: VideoInfo, encoder: FrameEncoder, folder: Path,
-                      file_attrs: dict, stride: int, decoder: str = "cpu",
+@dataclass(frozen=True)
+class ShardSettings:
+    """What every video of one extraction run shares (it travels to Dask workers too)."""
+    folder: Path            # where shards go: <out>.parts
+    file_attrs: dict        # the feature file's attrs (+ source_root), copied into each shard
+    stride: int             # keep every stride-th native frame
+    decoder: str = "cpu"    # cpu, nvdec or auto (:func:`choose_decoder`)
+
+
+def extract_one_video(src: VideoSource, info: VideoInfo, encoder: FrameEncoder,
+                      settings: ShardSettings, *,
                       on_rows: Callable[[int], None] = lambda n: None,
                       stop: threading.Event | None = None) -> str | None:
-    """Write ``src`` to a committed shard in ``folder``; return None, or why it failed.
+    """Write ``src`` to a committed shard in ``settings.folder``; return None, or why it
+    failed.
 
     Frames are encoded in batches of ``encoder.batch_size`` consecutive frames of this
     video only, so the numbers do not depend on which other videos happen to be decoded at
-    the same time. ``decoder``: ``cpu``, ``nvdec`` or ``auto`` (:func:`choose_decoder`).
-    A video NVDEC refuses is decoded again on the CPU; its ``decoder_fallback`` attr says
-    why.
+    the same time. A video NVDEC refuses is decoded again on the CPU; its
+    ``decoder_fallback`` attr says why. ``on_rows(n)`` is told of every n rows encoded
+    (and of -n when a refused NVDEC decode is taken back); ``stop`` abandons the video.
     """
     fallback = ""
-    if choose_decoder(decoder, encoder) == "nvdec":
+    if choose_decoder(settings.decoder, encoder) == "nvdec":
         fallback = _nvdec_skipped(info) or ""
         if not fallback:
             try:
-                return _write_shard(src, info, encoder, folder, file_attrs, stride, "nvdec",
-                                    "", on_rows, stop)
+                return _write_shard(src, info, encoder, settings, "nvdec", "", on_rows, stop)
             except DecoderRefused as err:
                 fallback = str(err)
                 if err.no_gpu and ffmpeg_exe() not in _no_gpu_decoder:
@@ -126,20 +136,20 @@ def extract_one_video(src: VideoSource, info: VideoInfo, encoder: FrameEncoder, 
                     log.warning("NVDEC cannot decode on this machine (%s); decoding on the CPU",
                                 err)
                 log.info("%s: %s; decoding on the CPU", src.relpath, err)
-    return _write_shard(src, info, encoder, folder, file_attrs, stride, "cpu", fallback,
-                        on_rows, stop)
+    return _write_shard(src, info, encoder, settings, "cpu", fallback, on_rows, stop)
 
 
-def _write_shard(src: VideoSource, info: VideoInfo, encoder: FrameEncoder, folder: Path,
-                 file_attrs: dict, stride: int, decoder: str, fallback: str,
+def _write_shard(src: VideoSource, info: VideoInfo, encoder: FrameEncoder,
+                 settings: ShardSettings, decoder: str, fallback: str,
                  on_rows: Callable[[int], None], stop: threading.Event | None) -> str | None:
     """One decode of ``src`` with ``decoder`` into a committed shard; None or why it failed.
     Raises :class:`DecoderRefused` (nothing kept, progress taken back) for NVDEC."""
     gpu = encoder.device.index if encoder.device.type == "cuda" else None
-    stream = FrameStream(str(src.path), info, stride, chunk=encoder.batch_size,
+    stream = FrameStream(str(src.path), info, settings.stride, chunk=encoder.batch_size,
                          decoder=decoder, gpu=gpu, alloc=encoder.host_buffer,
                          ring=PREFETCH_DEPTH + 2)
-    writer = ShardWriter(folder, src.video_id, encoder.clip.embed_dim, file_attrs)
+    writer = ShardWriter(settings.folder, src.video_id, encoder.clip.embed_dim,
+                         settings.file_attrs)
     rows = 0
     try:
         for chunk in prefetch(stream, PREFETCH_DEPTH):
@@ -148,7 +158,8 @@ def _write_shard(src: VideoSource, info: VideoInfo, encoder: FrameEncoder, folde
             writer.append(encoder(chunk.frames, stream.colour), chunk.frame_index)
             rows += len(chunk.frames)
             on_rows(len(chunk.frames))
-        writer.commit(video_attrs(src, info, stream, stride, fallback), stream.timestamps_ms)
+        writer.commit(video_attrs(src, info, stream, settings.stride, fallback),
+                      stream.timestamps_ms)
         return None
     except DecoderRefused:
         writer.abort()

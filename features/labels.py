@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 
 from . import slots
-from .safe_write import (H5Writer, atomic_replace, remove_quietly, storage_error,
-                         storage_problem, temp_path)
-from .schema import (FILE_LABEL_ATTRS, FORMAT_VERSION, NORMAL_CLASS, VIDEO_LABEL_ATTRS,
-                     attr_value, read_attrs)
+from .safe_write import H5Writer, atomic_write, storage_error, storage_errors, storage_problem
+from .schema import (FILE_LABEL_FIELDS, FORMAT_VERSION, LABEL_ENTRY_FIELDS, NORMAL_CLASS,
+                     VIDEO_ATTRS, VIDEO_LABEL_ATTRS, attr_value, label_attrs, read_attrs,
+                     video_label_fields)
 
 log = logging.getLogger("pipeline")
 
@@ -51,6 +51,8 @@ _SLOT_MIN, _SLOT_PER_VIDEO = 64 * 1024, 1024
 
 @dataclass
 class VideoLabel:
+    """One video's label entry (the fields of features/schema.py: ``VIDEO_LABEL_ATTRS``,
+    ``LABEL_ENTRY_FIELDS``); fields beyond the ones named here live in ``more``."""
     split: str
     class_name: str
     class_names_all: list[str] = field(default_factory=list)    # multi-label; [] when one
@@ -58,6 +60,7 @@ class VideoLabel:
     n_frames: int | None = None        # the frame count the intervals were checked against
     source_path: str | None = None     # the video's source file when labelled (relative)
     source_root: str | None = None     # ... and the folder it was relative to, when known
+    more: dict = field(default_factory=dict)    # any other field, kept as stored
 
     def attrs(self) -> dict:
         """The per-video attrs readers see (as format 1 stored them)."""
@@ -65,7 +68,18 @@ class VideoLabel:
                "label": int(self.class_name != NORMAL_CLASS)}
         if len(self.class_names_all) > 1:
             out["class_names_all"] = json.dumps(self.class_names_all)
+        out.update({k: v for k, v in self.more.items() if k in VIDEO_LABEL_ATTRS})
         return out
+
+    def to_json(self) -> dict:
+        body = {k: v for k, v in vars(self).items() if k != "more"}
+        return {**self.more, **body}
+
+    @classmethod
+    def from_json(cls, body: dict) -> "VideoLabel":
+        named = {f.name for f in fields(cls)} - {"more"}
+        return cls(**{k: v for k, v in body.items() if k in named},
+                   more={k: v for k, v in body.items() if k not in named})
 
     def stale_reason(self, video: dict) -> str | None:
         """Why this entry no longer applies to the stored video with attrs ``video``."""
@@ -96,14 +110,14 @@ class LabelSet:
 
     def to_bytes(self) -> bytes:
         body = {"format": PAYLOAD_FORMAT, "attrs": self.file_attrs,
-                "videos": {vid: vars(v) for vid, v in sorted(self.videos.items())}}
+                "videos": {vid: v.to_json() for vid, v in sorted(self.videos.items())}}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "LabelSet":
         body = json.loads(data)
         return cls(body.get("attrs", {}),
-                   {vid: VideoLabel(**v) for vid, v in body.get("videos", {}).items()})
+                   {vid: VideoLabel.from_json(v) for vid, v in body.get("videos", {}).items()})
 
 
 def video_source(attrs: dict) -> str | None:
@@ -130,7 +144,7 @@ def read_labels(h5: h5py.File) -> LabelSet:
 
 
 def _format1_labels(h5: h5py.File) -> LabelSet:
-    file_attrs = {k: attr_value(h5.attrs[k]) for k in FILE_LABEL_ATTRS if k in h5.attrs}
+    file_attrs = {k: attr_value(h5.attrs[k]) for k in FILE_LABEL_FIELDS if k in h5.attrs}
     if "class_names" in file_attrs:
         file_attrs["class_names"] = json.loads(file_attrs["class_names"])
     videos = {}
@@ -139,9 +153,10 @@ def _format1_labels(h5: h5py.File) -> LabelSet:
         if a.get("split") is None or a.get("class_name") is None:
             continue
         ivs = g["intervals"][()].reshape(-1, 2).tolist() if "intervals" in g else []
-        videos[vid] = VideoLabel(a["split"], a["class_name"],
-                                 json.loads(a.get("class_names_all") or "[]"), ivs,
-                                 a.get("n_frames"), a.get("source_path"), a.get("source_root"))
+        names = json.loads(a.get("class_names_all") or "[]")
+        videos[vid] = VideoLabel.from_json({
+            **{k: a[k] for k in video_label_fields() if k in a}, "class_names_all": names,
+            "intervals": ivs})
     return LabelSet(file_attrs, videos)
 
 
@@ -169,7 +184,7 @@ def put_slots(h5: h5py.File, labels: LabelSet | None = None) -> None:
 
 
 def strip_format1_labels(h5: h5py.File) -> None:
-    for key in FILE_LABEL_ATTRS:
+    for key in FILE_LABEL_FIELDS:
         if key in h5.attrs:
             del h5.attrs[key]
     for g in h5.get("videos", {}).values():
@@ -192,24 +207,39 @@ def write_labels(path: str | Path, labels: pd.DataFrame, class_names: Iterable[s
     end up unlabelled. Callers validate first; this only writes.
     """
     path = Path(path)
+    # what the entry remembers of the video itself (to tell when it no longer applies)
+    remembered = [k for k in LABEL_ENTRY_FIELDS if k in VIDEO_ATTRS]
+    given = [k for k in video_label_fields() if k in labels.columns]
     with h5py.File(path, "r") as h5:
         videos = h5["videos"]
         entries = {}
-        for row in labels.itertuples(index=False):
-            g = videos[row.video_id]
-            a = {k: attr_value(g.attrs[k]) for k in ("n_frames", "source_path", "source_root")
-                 if k in g.attrs}
-            names = getattr(row, "class_names_all", None)
-            ivs = getattr(row, "intervals", None)
-            entries[row.video_id] = VideoLabel(
-                row.split, row.class_name,
-                list(names) if names is not None and len(names) > 1 else [],
-                np.asarray(ivs if ivs is not None else [], np.int64).reshape(-1, 2).tolist(),
-                int(a["n_frames"]) if a.get("n_frames") is not None else None,
-                a.get("source_path"), a.get("source_root"))
-    file_attrs = {"class_names": sorted(set(class_names)), "normal_class": NORMAL_CLASS,
-                  "dataset": dataset, **(attrs or {})}
+        for row in labels.to_dict("records"):
+            g = videos[row["video_id"]]
+            body = {k: _plain(row[k]) for k in given if not _missing(row[k])}
+            body.update({k: attr_value(g.attrs[k]) for k in remembered if k in g.attrs})
+            names = row.get("class_names_all")
+            body["class_names_all"] = list(names) if names is not None and len(names) > 1 else []
+            ivs = row.get("intervals")
+            body["intervals"] = np.asarray(ivs if ivs is not None else [], np.int64
+                                           ).reshape(-1, 2).tolist()
+            if body.get("n_frames") is not None:
+                body["n_frames"] = int(body["n_frames"])
+            entries[row["video_id"]] = VideoLabel.from_json(body)
+    file_attrs = label_attrs(class_names=sorted(set(class_names)), normal_class=NORMAL_CLASS,
+                             dataset=dataset, **(attrs or {}))
     replace_labels(path, LabelSet(file_attrs, entries))
+
+
+def _missing(value) -> bool:
+    """An empty cell (None, NaN) of a label table: the field is not set for that video."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _plain(value):
+    """A table cell as a JSON value (numpy scalars and arrays as Python ones)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return attr_value(value)
 
 
 def replace_labels(path: Path, labels: LabelSet) -> None:
@@ -238,19 +268,12 @@ def replace_labels(path: Path, labels: LabelSet) -> None:
 
 def rewrite_with_labels(path: Path, labels: LabelSet) -> None:
     """The full-copy way: a new file with ``labels`` in fresh slots, renamed over ``path``."""
-    tmp = temp_path(path)
-    try:
+    def write(tmp: Path) -> None:
         shutil.copyfile(path, tmp)
         with H5Writer(tmp, "r+") as h5:
             put_slots(h5, labels)
-        atomic_replace(tmp, path)
-    except (OSError, RuntimeError) as err:
-        remove_quietly(tmp)
-        if storage_problem(err):
-            raise storage_error(err, path, "rewrite it with its new labels",
-                                "copy it to a writable disk with room for a second copy",
-                                needed=path.stat().st_size) from None
-        raise
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+
+    with storage_errors(path, "rewrite it with its new labels",
+                        "copy it to a writable disk with room for a second copy",
+                        needed=lambda: path.stat().st_size):
+        atomic_write(path, write)

@@ -1,7 +1,7 @@
 """Writing files so that nothing is lost: atomic replace, and disk errors as one clear line.
 
 A file is replaced by writing ``NAME.tmp``, fsyncing it and renaming it over ``NAME`` (atomic
-on one filesystem), then fsyncing the folder.
+on one filesystem), then fsyncing the folder: :func:`atomic_write`, used by every writer.
 
 Disk errors (full, read-only) must never reach the HDF5 library: a write that fails inside
 it leaves a file handle that crashes the process (segmentation fault) when it is closed,
@@ -19,6 +19,7 @@ import io
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -34,10 +35,14 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)")
 
 
-def temp_path(path: Path) -> Path:
-    """Where a new version of ``path`` is written before it replaces ``path``. Only the
-    holder of the file's writer lock writes it; the lock deletes a dead holder's leftover."""
+def temp_path(path: Path, keep_suffix: bool = False) -> Path:
+    """Where a new version of ``path`` is written before it replaces ``path``: ``NAME.tmp``,
+    or with ``keep_suffix`` ``STEM.tmp.SUFFIX`` (for tools that pick a format by the file
+    name, such as ffmpeg). Only the holder of a feature file's writer lock writes its
+    ``.tmp``; the lock deletes a dead holder's leftover."""
     path = Path(path)
+    if keep_suffix:
+        return path.with_name(f"{path.stem}.tmp{path.suffix}")
     return path.with_name(path.name + ".tmp")
 
 
@@ -66,31 +71,68 @@ def file_mode() -> int:
 
 def atomic_replace(tmp: Path, final: Path) -> None:
     """Make ``tmp`` durable with normal permissions, then rename it over ``final`` (atomic on
-    one filesystem) and make the rename durable."""
-    os.chmod(tmp, file_mode())
-    fsync_path(tmp)
+    one filesystem) and make the rename durable. A folder ``tmp`` has every file in it made
+    durable first; an existing folder ``final`` is removed just before the rename (a folder
+    cannot be renamed over a non-empty one), so ``final`` is then missing or complete."""
+    tmp, final = Path(tmp), Path(final)
+    if tmp.is_dir():
+        for item in sorted(tmp.rglob("*")):
+            if item.is_file():
+                os.chmod(item, file_mode())
+                fsync_path(item)
+        fsync_path(tmp)
+        if final.is_dir():
+            shutil.rmtree(final)
+    else:
+        os.chmod(tmp, file_mode())
+        fsync_path(tmp)
     os.replace(tmp, final)
     fsync_path(final.parent)
 
 
-def atomic_write(final: str | Path, write) -> Path:
+def atomic_write(final: str | Path, write, keep_suffix: bool = False) -> Path:
     """``write(tmp)`` next to ``final``, then :func:`atomic_replace`: readers see the old file
-    or the complete new one, never part of it. The temporary file goes on failure."""
+    or the complete new one, never part of it. The temporary file (or folder) goes on
+    failure. ``keep_suffix``: see :func:`temp_path`. The one way this project replaces a
+    file::
+
+        atomic_write(path, lambda tmp: tmp.write_text(text))
+    """
     final = Path(final)
-    tmp = temp_path(final)
+    tmp = temp_path(final, keep_suffix)
+    remove_quietly(tmp)                      # left by a write that was killed
     try:
         write(tmp)
         atomic_replace(tmp, final)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         raise
     return final
 
 
-def remove_quietly(path: Path) -> None:
-    """Delete ``path`` if it exists; a failure to delete is not worth a second error."""
+@contextmanager
+def storage_errors(path: Path, doing: str, fix: str, needed=None):
+    """Turn a full or read-only disk met inside the block into the one-line
+    :func:`storage_error` for ``path``; ``needed``: a function giving the bytes the write
+    needed (called only then)."""
     try:
-        Path(path).unlink(missing_ok=True)
+        yield
+    except (OSError, RuntimeError) as err:
+        if storage_problem(err):
+            raise storage_error(err, path, doing, fix,
+                                needed=needed() if needed else None) from None
+        raise
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete the file (or folder) ``path`` if it exists; a failure to delete is not worth a
+    second error."""
+    path = Path(path)
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     except OSError:
         pass
 

@@ -1,30 +1,37 @@
-"""The HDF5 feature store: schema, writers and the reader every later stage uses.
+"""The HDF5 feature store: the writers and the reader every later stage uses.
 
-Layout (``h5ls -r features.h5`` shows it)::
+Layout (``h5ls -r features.h5`` shows it; every name is declared, with one line on what it
+means, in ``features/schema.py``, and ``pipeline info --schema`` prints them all)::
 
-    /                          file attrs: format, format_version (2), model_id, model_sha256,
-                               model_revision, embed_dim, dtype, stride, preprocessing,
-                               decoder, source (extracted|imported), package_version,
-                               created_utc, [n_crops: embeddings are (T, n_crops, D),
-                               import --crop all]
-    /videos/<video_id>/        group attrs: source_path, [source_root], source_size,
-                               source_mtime_ns, fps, n_frames (native), duration_s, width,
-                               height, rotation, stride, n_rows, complete, [decoder
-                               (cpu|nvdec), decoder_fallback, color_matrix, color_range:
-                               extracted since the yuv444p path]
+    /                          file attrs: format, format_version (2), dtype, source
+                               (extracted | imported | synthetic), model_id, model_sha256,
+                               model_revision, embed_dim, stride, preprocessing, decoder,
+                               encoder_dtype, batch_size, device, package_version,
+                               created_utc, updated_utc; imported files also fps,
+                               fps_assumed, imported_from, crop, source_crops, [n_crops:
+                               embeddings are (T, n_crops, D), import --crop all];
+                               synthetic stores: synthetic
+    /videos/<video_id>/        group attrs: video_id, source_path, source_root, source_size,
+                               source_mtime_ns, fps, [fps_assumed], n_frames (native),
+                               n_rows, duration_s, width, height, display_width,
+                               display_height, sar, rotation, codec, has_audio, stride,
+                               decoder (cpu | nvdec), decoder_fallback, color_matrix,
+                               color_range, [source_crops], complete
         embeddings   (T, D)    float16, chunked (64, D): CLIP image embeddings, not normalised
         frame_index  (T,)      int64: native frame number of each row (0-based)
         timestamps_ms (T,)     float64: presentation time of each row
     /labels/slot0, slot1       the labels, JSON in two checksummed slots (features/labels.py):
                                file level dataset, class_names, normal_class, labels_source,
-                               val_*; per video split, class_name, [class_names_all],
-                               intervals (inclusive native frames)
+                               val_fraction, val_seed, val_carved, labelled_utc; per video
+                               split, class_name, [class_names_all], intervals (inclusive
+                               native frames), and the n_frames, source_path, source_root
+                               it was labelled against
 
 Readers see the labels exactly as format 1 stored them (file attrs ``dataset``,
-``class_names``, ...; video attrs ``split``, ``class_name``, ``label``; ``intervals``).
-A video group is only ever visible in the final file once complete: extraction writes
-each video to its own shard file and merges shards into a new file that atomically
-replaces the old one (see ``extract/commit.py``).
+``class_names``, ...; video attrs ``split``, ``class_name``, ``label`` (derived);
+``intervals``). A video group is only ever visible in the final file once complete:
+extraction writes each video to its own shard file and merges shards into a new file that
+atomically replaces the old one (see ``extract/commit.py``).
 """
 from __future__ import annotations
 
@@ -39,10 +46,9 @@ from .errors import UserError
 from .labels import read_labels, write_labels  # noqa: F401  (write_labels: re-exported)
 from .safe_write import (atomic_replace, atomic_write, file_mode,  # noqa: F401  (re-exported)
                          fsync_path, one_line)
-from .schema import (FILE_LABEL_ATTRS, FORMAT, FORMAT_VERSION, NORMAL_CLASS,  # noqa: F401
-                     SPLITS, VIDEO_LABEL_ATTRS, attr_value, read_attrs)
+from .schema import (EMBED_DTYPE, FILE_LABEL_FIELDS, FORMAT, FORMAT_VERSION,  # noqa: F401
+                     NORMAL_CLASS, SPLITS, VIDEO_LABEL_ATTRS, attr_value, read_attrs)
 
-EMBED_DTYPE = np.float16
 CHUNK_ROWS = 64
 
 _VIDEO_COLUMNS = ["video_id", "n_rows", "n_frames", "fps", "duration_s", "stride", "width",
@@ -109,7 +115,7 @@ def write_video(h5: h5py.File, video_id: str, embeddings: np.ndarray, frame_inde
 def write_file_attrs(h5: h5py.File, attrs: dict) -> None:
     h5.attrs["format"] = FORMAT
     h5.attrs["format_version"] = FORMAT_VERSION
-    h5.attrs["dtype"] = np.dtype(EMBED_DTYPE).name
+    h5.attrs["dtype"] = EMBED_DTYPE
     for key, value in attrs.items():
         h5.attrs[key] = value
 
@@ -133,7 +139,7 @@ class FeatureStore:
                             f"'format={FORMAT}' attribute); create one with `pipeline extract`")
         self.labels = read_labels(self.h5)
         self.attrs = {**{k: v for k, v in read_attrs(self.h5).items()
-                         if k not in FILE_LABEL_ATTRS}, **self.labels.store_attrs()}
+                         if k not in FILE_LABEL_FIELDS}, **self.labels.store_attrs()}
         self._videos = self.h5.get("videos")
         self._stale: dict[str, str] | None = None
         self._raw: dict[str, dict] = {}     # video attrs as stored (read once: h5py is slow)
@@ -221,16 +227,17 @@ class FeatureStore:
 
     def metadata(self) -> pd.DataFrame:
         """One row per complete video: ids, sizes, timing, source and labels (when set)."""
+        columns = _VIDEO_COLUMNS + [k for k in VIDEO_LABEL_ATTRS if k not in _VIDEO_COLUMNS]
         rows = []
         for vid in self.video_ids:
             a = self.video_attrs(vid)
-            row = {c: a.get(c) for c in _VIDEO_COLUMNS}
+            row = {c: a.get(c) for c in columns}
             row["video_id"] = vid
             row["intervals"] = [tuple(map(int, r)) for r in self.intervals(vid)]
             row["class_names_all"] = json.loads(a.get("class_names_all") or "[]") or (
                 [row["class_name"]] if row["class_name"] is not None else [])
             rows.append(row)
-        return pd.DataFrame(rows, columns=_VIDEO_COLUMNS)
+        return pd.DataFrame(rows, columns=columns)
 
     def close(self):
         self.h5.close()

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory):
     """Path of the offline random tiny CLIP (projection dim 512), built once per session."""
-    from features.tiny_clip import make_tiny_clip
+    from samples.tiny_clip import make_tiny_clip
 
     return str(make_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip"))
 

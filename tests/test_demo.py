@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from evaluate.score import score_split, score_video
+from evaluate import score_split, score_video
 from extract import extract_videos
-from extract.samples import SampleSpec, write_sample_video
+from samples.videos import SampleSpec, write_sample_video
 from features.errors import UserError
 from pipeline import cli
 from tests.dataset_files import edit_labels
@@ -192,7 +192,7 @@ def test_score_video_never_writes_into_a_split_folder(demo, tmp_path, monkeypatc
 
 def test_rescoring_leaves_no_stale_output_and_a_failed_one_changes_nothing(demo, tmp_path,
                                                                           monkeypatch):
-    import evaluate.score
+    import evaluate.stage
 
     workdir, _ = demo
     out, runs = tmp_path / "out", workdir / "runs"
@@ -204,13 +204,13 @@ def test_rescoring_leaves_no_stale_output_and_a_failed_one_changes_nothing(demo,
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk trouble while drawing")
-    real = evaluate.score.plots.summary_figure
-    monkeypatch.setattr(evaluate.score.plots, "summary_figure", broken)
+    real = evaluate.stage.plots.summary_figure
+    monkeypatch.setattr(evaluate.stage.plots, "summary_figure", broken)
     with pytest.raises(RuntimeError):
         score_split(workdir / "features.h5", run=runs, out=out, plots_per_video=False,
                     progress=False)
     assert _snapshot(out) == before and not (out / ".partial").exists()
-    monkeypatch.setattr(evaluate.score.plots, "summary_figure", real)
+    monkeypatch.setattr(evaluate.stage.plots, "summary_figure", real)
 
     unlabelled = tmp_path / "unlabelled.h5"                  # every video, no metrics
     shutil.copy(workdir / "features.h5", unlabelled)

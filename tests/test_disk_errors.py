@@ -203,7 +203,7 @@ def test_label_on_a_read_only_file_is_one_line(tmp_path):
     before = store.read_bytes()
     with _read_only_file(store):
         with pytest.raises(UserError) as err:
-            label_store(store, "csv", manifest, seed=1)
+            label_store(store, "csv", manifest, val_seed=1)
     message = str(err.value)
     assert message.startswith(f"{store}: cannot write its labels: ") and "\n" not in message
     assert "make it writable or copy the file to a writable disk and label the copy" in message

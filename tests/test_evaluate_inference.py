@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from evaluate.inference import native_spans, score_videos
+from evaluate.frame_scores import native_spans, score_videos
 from features.errors import UserError
 
 

@@ -69,17 +69,17 @@ def test_kill_9_mid_run_then_rerun_equals_clean_run(good_videos, clean_store, ti
 
 def test_crash_during_merge_keeps_old_file_and_recovers(good_videos, clean_store, tiny_clip,
                                                         tmp_path, monkeypatch):
-    import extract.commit as commit
+    import features.safe_write as safe_write
 
     out = store_with(good_videos, ["clip0.mp4", "clip1.mp4"], tmp_path / "merge.h5", tiny_clip)
 
-    real_replace = commit.atomic_replace
+    real_replace = safe_write.atomic_replace
 
     def die_before_final_rename(tmp, final):       # shards commit; the merged file does not
         if final == out:
             raise KeyboardInterrupt("power loss before the rename")
         real_replace(tmp, final)
-    monkeypatch.setattr(commit, "atomic_replace", die_before_final_rename)
+    monkeypatch.setattr(safe_write, "atomic_replace", die_before_final_rename)
     with pytest.raises(KeyboardInterrupt):
         extract_videos(good_videos, out=out, model=tiny_clip, progress=False)
     monkeypatch.undo()
@@ -168,7 +168,7 @@ exec "{ffmpeg_exe()}" "$@"
 
 def test_existing_file_with_other_model_or_stride_is_refused(good_videos, clean_store,
                                                              tmp_path):
-    from features.tiny_clip import make_tiny_clip
+    from samples.tiny_clip import make_tiny_clip
 
     other = make_tiny_clip(tmp_path / "other-clip", seed=1)
     with pytest.raises(UserError, match="holds features of model"):

@@ -183,7 +183,7 @@ def _format1(store: Path, manifest_rows: dict[str, tuple]) -> None:
 
 
 def test_format1_store_is_read_then_rewritten_once_and_a_crash_keeps_it(tmp_path, monkeypatch):
-    import features.labels as labels
+    import features.safe_write as safe_write
 
     store = make_store(tmp_path / "old.h5", {"a": 100, "b": 120, "n": 90})
     _format1(store, {"a": ("test", "Theft", [[10, 20]]), "n": ("train", "Normal", [])})
@@ -197,7 +197,7 @@ def test_format1_store_is_read_then_rewritten_once_and_a_crash_keeps_it(tmp_path
 
     def power_loss(tmp, final):
         raise KeyboardInterrupt("killed before the rename")
-    monkeypatch.setattr(labels, "atomic_replace", power_loss)
+    monkeypatch.setattr(safe_write, "atomic_replace", power_loss)
     with pytest.raises(KeyboardInterrupt):
         label_store(store, "csv", manifest, val_fraction=0)
     monkeypatch.undo()

@@ -174,8 +174,8 @@ def test_negative_seeds_of_label_and_demo_are_one_line(tmp_path):
 
     labels = pd.DataFrame({"video_id": ["a", "b", "c"], "split": "train",
                            "class_name": ["Normal", "Normal", "Arson"]})
-    with pytest.raises(UserError, match=r"--seed -1: the seed of the validation draw") as err:
-        carve_validation(labels, 0.5, seed=-1)                   # `pipeline label --seed -1`
+    with pytest.raises(UserError, match=r"--val-seed -1: the seed of the validation draw") as err:
+        carve_validation(labels, 0.5, seed=-1)               # `pipeline label --val-seed -1`
     assert "\n" not in str(err.value)
     demo = CliRunner().invoke(cli, ["demo", "--seed", "-1", "--workdir", str(tmp_path / "d")])
     one_error_line(demo, "seed=-1 must be an integer")

@@ -59,6 +59,13 @@ def read_lines(path: Path):
             yield number, line.strip()
 
 
+def read_tokens(path: Path):
+    """Yield ("file:line", stripped text, its whitespace-separated tokens) of the non-blank
+    lines of a text file (the shape of every annotation list)."""
+    for number, line in read_lines(path):
+        yield f"{path}:{number}", line, line.split()
+
+
 def read_csv_rows(path: Path, what: str):
     """Yield (line number, "file:line", stripped cells) of the non-blank rows of a small CSV
     (``what`` names the file in the error when it cannot be read)."""
@@ -153,6 +160,23 @@ class Annotations:
         entry = Entry(video_id, split, class_name, where, class_names_all or (class_name,))
         self.entries[video_id] = entry
         return entry
+
+    def require_test_intervals(self, intervals_file: Path | None, name: str,
+                               lacks: str = "line") -> None:
+        """A UserError naming the first abnormal test video no annotation line gave
+        intervals to (the metrics need them): it has no ``lacks`` (a line, intervals) in
+        ``intervals_file``, or (None) the dataset's interval file ``name`` was not found."""
+        missing = [e for e in self.entries.values()
+                   if e.split == "test" and e.class_name != NORMAL_CLASS and not e.intervals_where]
+        if not missing:
+            return
+        first = missing[0]
+        if intervals_file is None:
+            raise UserError(f"{first.where}: abnormal test videos need {name} for their "
+                            "intervals; put it in the folder passed as --annotations")
+        raise UserError(f"{first.where}: abnormal test video {first.video_id} has no {lacks} in "
+                        f"{intervals_file} ({len(missing)} such videos: "
+                        f"{first_names(e.video_id for e in missing)}); add its intervals")
 
     def table(self) -> pd.DataFrame:
         """One row per video: video_id, split, class_name, class_names_all, intervals, where."""

@@ -25,22 +25,19 @@ import logging
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
-
-from .. import __version__
+from .. import schema
 from ..errors import UserError
 from ..labels import put_slots
 from ..lock import store_lock
 from ..paths import default_features
-from ..safe_write import (H5Writer, one_line, remove_quietly, storage_error, storage_problem,
-                          temp_path)
-from ..store import atomic_replace, open_store, write_file_attrs, write_video
+from ..progress import Progress
+from ..safe_write import H5Writer, atomic_write, one_line, storage_errors
+from ..store import open_store, write_file_attrs, write_video
 from .base import first_names
 from .labelling import LabelSummary, apply_plan, plan_labels, read_annotations
 from .validation import check_fraction
@@ -222,7 +219,7 @@ class ImportResult:
 
 def import_features(features_dir: str | Path, dataset: str, annotations: str | Path, model: str,
                     out: str | Path | None = None, crop: str | int = "mean", stride: int = 1,
-                    fps: float = DEFAULT_FPS, val_fraction: float = 0.2, seed: int = 0,
+                    fps: float = DEFAULT_FPS, val_fraction: float = 0.2, val_seed: int = 0,
                     allow_missing: bool = False, wait: bool = False,
                     labels: str | Path | None = None) -> ImportResult:
     """Write the .npy features under ``features_dir`` into the store ``out`` (default
@@ -237,11 +234,11 @@ def import_features(features_dir: str | Path, dataset: str, annotations: str | P
     files = scan_features(features_dir)
     with store_lock(out, "import", wait=wait):
         return _import_locked(files, features_dir, dataset, annotations, model, out, crop,
-                              stride, fps, val_fraction, seed, allow_missing, labels)
+                              stride, fps, val_fraction, val_seed, allow_missing, labels)
 
 
 def _import_locked(files: list[FeatureFile], features_dir, dataset, annotations, model: str,
-                   out: Path, crop, stride: int, fps: float, val_fraction: float, seed: int,
+                   out: Path, crop, stride: int, fps: float, val_fraction: float, val_seed: int,
                    allow_missing: bool, labels=None) -> ImportResult:
     dim, n_crops = files[0].dim, files[0].n_crops
     if isinstance(crop, int) and crop >= n_crops:
@@ -260,36 +257,30 @@ def _import_locked(files: list[FeatureFile], features_dir, dataset, annotations,
         "n_frames": [f.n_rows * stride for f in new]})], ignore_index=True)
 
     ann = read_annotations(dataset, annotations, labels)
-    plan = plan_labels(ann, videos, out, val_fraction, seed, allow_missing)
+    plan = plan_labels(ann, videos, out, val_fraction, val_seed, allow_missing)
     sha, revision = _model_fingerprint(model, dim)
 
-    tmp = temp_path(out)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    try:
-        remove_quietly(tmp)
+    def write(tmp: Path) -> None:
         if out.exists():
             shutil.copyfile(out, tmp)
         with H5Writer(tmp, "r+" if out.exists() else "w") as h5:
             if out.exists():
-                h5.attrs["updated_utc"] = now
+                h5.attrs["updated_utc"] = schema.utc_now()
             else:
                 write_file_attrs(h5, _file_attrs(model, sha, revision, dim, stride, fps, crop,
-                                                 n_crops, features_dir, now))
+                                                 n_crops, features_dir))
             h5.require_group("videos")
-            for f in tqdm(new, desc="import", unit="video", disable=None):
-                _write_one(h5, f, features_dir, crop, stride, fps)
+            with Progress(len(new), "import", "video") as bar:
+                for f in new:
+                    _write_one(h5, f, features_dir, crop, stride, fps)
+                    bar.update(1)
             put_slots(h5)                      # sized for the new count, old labels kept
-        apply_plan(tmp, ann, plan, val_fraction, seed)
-        atomic_replace(tmp, out)
-    except (OSError, RuntimeError) as err:
-        if storage_problem(err):
-            raise storage_error(err, out, "write the imported features",
-                                "choose another --out") from None
-        raise
-    finally:
-        remove_quietly(tmp)
+        apply_plan(tmp, ann, plan, val_fraction, val_seed)
+
+    with storage_errors(out, "write the imported features", "choose another --out"):
+        atomic_write(out, write)
     labels = LabelSummary(out, ann.dataset, ann.source, plan.labels, plan.class_names,
-                          plan.missing, plan.unlabelled, val_fraction, seed, plan.carved)
+                          plan.missing, plan.unlabelled, val_fraction, val_seed, plan.carved)
     return ImportResult(out, [f.video_id for f in new], skipped, sha, labels, crop)
 
 
@@ -315,16 +306,14 @@ def _check_existing(out: Path, model: str, dim: int, stored_crops: int | None, c
     return pd.DataFrame({"video_id": meta["video_id"], "n_frames": meta["n_frames"]})
 
 
-def _file_attrs(model, sha, revision, dim, stride, fps, crop, n_crops, features_dir, now) -> dict:
-    attrs = {"model_id": model, "model_sha256": sha, "model_revision": revision,
-             "embed_dim": dim, "stride": stride, "fps": float(fps), "fps_assumed": True,
-             "preprocessing": "unknown (imported features)",
-             "decoder": "unknown (imported features)", "source": "imported",
-             "imported_from": str(features_dir), "crop": str(crop), "source_crops": n_crops,
-             "package_version": __version__, "created_utc": now}
-    if crop == "all":
-        attrs["n_crops"] = n_crops
-    return attrs
+def _file_attrs(model, sha, revision, dim, stride, fps, crop, n_crops, features_dir) -> dict:
+    unknown = "unknown (imported features)"
+    extra = {"n_crops": n_crops} if crop == "all" else {}
+    return schema.file_attrs(
+        source="imported", model_id=model, model_sha256=sha, model_revision=revision,
+        embed_dim=dim, stride=stride, preprocessing=unknown, decoder=unknown, fps=float(fps),
+        fps_assumed=True, imported_from=str(features_dir), crop=str(crop),
+        source_crops=n_crops, **extra)
 
 
 def _write_one(h5: h5py.File, f: FeatureFile, features_dir, crop, stride: int, fps: float) -> None:
@@ -336,8 +325,7 @@ def _write_one(h5: h5py.File, f: FeatureFile, features_dir, crop, stride: int, f
         rel = rel.rsplit("__", 1)[0] + f"__{{0..{len(f.paths) - 1}}}.npy"
     stats = [p.stat() for p in f.paths]
     n_frames = len(rows) * stride
-    write_video(h5, f.video_id, rows, index, index * (1000.0 / fps), {
-        "source_path": rel, "source_size": sum(s.st_size for s in stats),
-        "source_mtime_ns": max(s.st_mtime_ns for s in stats), "fps": float(fps),
-        "fps_assumed": True, "n_frames": n_frames, "duration_s": n_frames / fps,
-        "stride": stride, "source_crops": f.n_crops})
+    write_video(h5, f.video_id, rows, index, index * (1000.0 / fps), schema.video_attrs(
+        source_path=rel, source_size=sum(s.st_size for s in stats),
+        source_mtime_ns=max(s.st_mtime_ns for s in stats), fps=float(fps), fps_assumed=True,
+        n_frames=n_frames, duration_s=n_frames / fps, stride=stride, source_crops=f.n_crops))

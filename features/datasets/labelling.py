@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import UserError
 from ..labels import write_labels
 from ..lock import store_lock
-from ..safe_write import storage_error
+from ..safe_write import atomic_write, storage_error
 from ..store import NORMAL_CLASS, SPLITS, open_store
 from . import csv_manifest, reference_bundle, shanghaitech, ucf_crime, xd_violence
 from .base import Annotations, first_names, video_key
@@ -78,7 +78,7 @@ def _match(ann: Annotations, store_ids: list[str]) -> dict[str, str]:
 
 
 def plan_labels(ann: Annotations, videos: pd.DataFrame, store_path: Path, val_fraction: float = 0.2,
-                seed: int = 0, allow_missing: bool = False) -> LabelPlan:
+                val_seed: int = 0, allow_missing: bool = False) -> LabelPlan:
     """Check ``ann`` against the store's ``videos`` (columns video_id, n_frames) and return
     the rows to write. Raises UserError, naming file and line, on the first problem."""
     check_fraction(val_fraction)
@@ -88,7 +88,7 @@ def plan_labels(ann: Annotations, videos: pd.DataFrame, store_path: Path, val_fr
     try:
         missing_file.unlink(missing_ok=True)              # from an earlier run
         if missing:
-            missing_file.write_text("\n".join(missing) + "\n")
+            atomic_write(missing_file, lambda tmp: tmp.write_text("\n".join(missing) + "\n"))
     except OSError as err:
         raise storage_error(err, missing_file, "write the list of missing videos",
                             "label a copy of the feature file on a writable disk") from None
@@ -122,7 +122,7 @@ def plan_labels(ann: Annotations, videos: pd.DataFrame, store_path: Path, val_fr
     table = table[table["video_id"].isin(matched)].copy()
     carved = val_fraction > 0 and not (table["split"] == "val").any()
     if carved:
-        table = carve_validation(table, val_fraction, seed)
+        table = carve_validation(table, val_fraction, val_seed)
     table["video_id"] = table["video_id"].map(matched)
     labelled = set(table["video_id"])
     unlabelled = [vid for vid in videos["video_id"] if vid not in labelled]
@@ -146,7 +146,7 @@ class LabelSummary:
     missing: list[str]
     unlabelled: list[str]
     val_fraction: float
-    seed: int
+    val_seed: int
     carved: bool
 
     def counts(self) -> pd.DataFrame:
@@ -161,7 +161,8 @@ class LabelSummary:
             classes = ", ".join(f"{c} {n}" for c, n in row.items() if n)
             lines.append(f"  {split:<5} {int(row.sum()):>6}  ({classes})")
         if self.carved:
-            lines.append(f"  val: {self.val_fraction:g} of each training class, seed {self.seed}")
+            lines.append(f"  val: {self.val_fraction:g} of each training class, val seed "
+                         f"{self.val_seed}")
         elif (self.labels["split"] == "val").any():
             lines.append("  val: as given in the annotations")
         lines.append(f"  {len(self.class_names)} classes: {', '.join(self.class_names)}")
@@ -189,17 +190,17 @@ def _videos_of(store_path: Path) -> pd.DataFrame:
 
 
 def apply_plan(store_path: Path, ann: Annotations, plan: LabelPlan, val_fraction: float,
-               seed: int) -> None:
+               val_seed: int) -> None:
     """Write ``plan`` into the store (the only write); videos not in the plan end up
     unlabelled."""
     write_labels(store_path, plan.labels, plan.class_names, ann.dataset,
                  attrs={"labels_source": str(ann.source), "val_fraction": float(val_fraction),
-                        "val_seed": int(seed), "val_carved": bool(plan.carved),
+                        "val_seed": int(val_seed), "val_carved": bool(plan.carved),
                         "labelled_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
-                val_fraction: float = 0.2, seed: int = 0, allow_missing: bool = False,
+                val_fraction: float = 0.2, val_seed: int = 0, allow_missing: bool = False,
                 wait: bool = False, labels: str | Path | None = None) -> LabelSummary:
     """Attach ``dataset`` labels read from ``annotations`` to the store at ``store_path``:
     split (train/val/test), class_name, label, intervals. Returns a printable summary.
@@ -211,19 +212,19 @@ def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
     open_store(store_path).close()                   # a clear error before taking the lock
     ann = read_annotations(dataset, annotations, labels)
     with store_lock(store_path, "label", wait=wait):
-        return _label_locked(store_path, ann, val_fraction, seed, allow_missing)
+        return _label_locked(store_path, ann, val_fraction, val_seed, allow_missing)
 
 
-def _label_locked(store_path: Path, ann: Annotations, val_fraction: float, seed: int,
+def _label_locked(store_path: Path, ann: Annotations, val_fraction: float, val_seed: int,
                   allow_missing: bool) -> LabelSummary:
     videos = _videos_of(store_path)
-    plan = plan_labels(ann, videos, store_path, val_fraction, seed, allow_missing)
+    plan = plan_labels(ann, videos, store_path, val_fraction, val_seed, allow_missing)
     if plan.missing:
         log.warning("warning: %d listed videos have no features in %s and are skipped: %s",
                     len(plan.missing), store_path, first_names(plan.missing))
     if plan.unlabelled:
         log.warning("warning: %d videos of %s are in no list and stay unlabelled: %s",
                     len(plan.unlabelled), store_path, first_names(plan.unlabelled))
-    apply_plan(store_path, ann, plan, val_fraction, seed)
+    apply_plan(store_path, ann, plan, val_fraction, val_seed)
     return LabelSummary(store_path, ann.dataset, ann.source, plan.labels, plan.class_names,
-                        plan.missing, plan.unlabelled, val_fraction, seed, plan.carved)
+                        plan.missing, plan.unlabelled, val_fraction, val_seed, plan.carved)

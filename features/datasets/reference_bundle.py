@@ -35,8 +35,9 @@ from pathlib import Path
 from ..errors import UserError
 from ..store import NORMAL_CLASS
 from . import shanghaitech, ucf_crime, xd_violence
-from .base import (Annotations, check_class_spelling, find_file, first_names, interval_pairs,
-                   is_normal_name, parse_int, read_csv_rows, read_lines, video_key)
+from .base import (Annotations, check_class_spelling, find_file, interval_pairs,
+                   is_normal_name, parse_int, read_csv_rows, read_lines, read_tokens,
+                   video_key)
 
 NAME = "bundle"
 LISTS = (("Anomaly_Train_Abnormal.txt", "train", "abnormal"),
@@ -129,9 +130,7 @@ def read(path: Path, dataset: str, labels: str | Path | None = None) -> Annotati
         if list_path is None:
             continue
         found = True
-        for number, line in read_lines(list_path):
-            where = f"{list_path}:{number}"
-            tokens = line.split()
+        for where, line, tokens in read_tokens(list_path):
             if len(tokens) < 4:
                 raise UserError(f"{where}: cannot parse {line!r}: expected '<path> <first frame> "
                                 "<last frame> <label id> [more ids]'")
@@ -156,19 +155,12 @@ def read(path: Path, dataset: str, labels: str | Path | None = None) -> Annotati
     temporal = find_file(path, (TEMPORAL,))
     if temporal is not None:
         _read_temporal(temporal, ann, first_frame)
-    missing = [e for e in ann.entries.values()
-               if e.split == "test" and e.class_name != NORMAL_CLASS and not e.intervals_where]
-    if missing:
-        raise UserError(f"{missing[0].where}: abnormal test video {missing[0].video_id} has no "
-                        f"intervals in {temporal or TEMPORAL + ' (not found)'} ({len(missing)} "
-                        f"such videos: {first_names(e.video_id for e in missing)}); add them")
+    ann.require_test_intervals(temporal, TEMPORAL, lacks="intervals")
     return ann
 
 
 def _read_temporal(path: Path, ann: Annotations, first_frame: dict[str, int]) -> None:
-    for number, line in read_lines(path):
-        where = f"{path}:{number}"
-        tokens = line.split()
+    for where, line, tokens in read_tokens(path):
         if len(tokens) < 4:
             raise UserError(f"{where}: cannot parse {line!r}: expected '<video> <class> s1 e1 "
                             "[s2 e2 ...]' (-1 -1 for none)")

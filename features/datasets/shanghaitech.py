@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import UserError
 from ..store import NORMAL_CLASS
 from .base import (Annotations, check_class_spelling, find_list, first_names, is_normal_name,
-                   read_csv_rows, read_lines, video_key)
+                   read_csv_rows, read_tokens, video_key)
 
 NAME = "shanghaitech"
 GENERIC_CLASS = "Anomaly"
@@ -112,9 +112,8 @@ def read(path: Path) -> Annotations:
     for split, list_path in lists.items():
         if list_path is None:
             continue
-        for number, line in read_lines(list_path):
-            where = f"{list_path}:{number}"
-            if len(line.split()) != 1:
+        for where, line, tokens in read_tokens(list_path):
+            if len(tokens) != 1:
                 raise UserError(f"{where}: cannot parse {line!r}: expected one video per line")
             vid = video_key(line)
             mask = _load_mask(masks[vid]) if vid in masks else None

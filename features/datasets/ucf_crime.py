@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..store import NORMAL_CLASS
-from .base import Annotations, check_class, find_file, interval_pairs, parse_int, read_lines, video_key
+from .base import (Annotations, check_class, find_file, interval_pairs, parse_int,
+                   read_tokens, video_key)
 
 NAME = "ucf-crime"
 ANOMALY_CLASSES = ["Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
@@ -61,31 +62,20 @@ def read(path: Path) -> Annotations:
     for split, key in (("train", TRAIN_LIST), ("test", TEST_LIST)):
         if key not in files:
             continue
-        for number, line in read_lines(files[key]):
-            where = f"{files[key]}:{number}"
-            if len(line.split()) != 1:
+        for where, line, tokens in read_tokens(files[key]):
+            if len(tokens) != 1:
                 raise UserError(f"{where}: cannot parse {line!r}: expected one video path per "
                                 "line such as Abuse/Abuse001_x264.mp4")
             vid = video_key(line)
             ann.add(vid, split, _class_of(line, vid, where), where)
     if TEMPORAL in files:
         _read_temporal(files[TEMPORAL], ann)
-    missing = [e for e in ann.entries.values()
-               if e.split == "test" and e.class_name != NORMAL_CLASS and not e.intervals_where]
-    if missing and TEMPORAL in files:
-        e = missing[0]
-        raise UserError(f"{e.where}: abnormal test video {e.video_id} has no line in "
-                        f"{files[TEMPORAL]} ({len(missing)} such videos); add its intervals")
-    if missing:
-        raise UserError(f"{missing[0].where}: abnormal test videos need {TEMPORAL} for their "
-                        f"intervals; put it in the folder passed as --annotations")
+    ann.require_test_intervals(files.get(TEMPORAL), TEMPORAL)
     return ann
 
 
 def _read_temporal(path: Path, ann: Annotations) -> None:
-    for number, line in read_lines(path):
-        where = f"{path}:{number}"
-        tokens = line.split()
+    for where, line, tokens in read_tokens(path):
         if len(tokens) != 6:
             raise UserError(f"{where}: cannot parse {line!r}: expected 'video class s1 e1 s2 "
                             "e2' (6 fields, -1 -1 for an absent interval)")

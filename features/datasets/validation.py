@@ -32,7 +32,7 @@ def carve_validation(labels: pd.DataFrame, fraction: float, seed: int = 0) -> pd
     seeded ``fraction`` of the train rows has split "val"."""
     check_fraction(fraction)
     if not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 63:
-        raise UserError(f"--seed {seed}: the seed of the validation draw must be an integer in "
+        raise UserError(f"--val-seed {seed}: the seed of the validation draw must be an integer in "
                         "[0, 2**63)")
     out = labels.copy()
     train = out[out["split"] == "train"]

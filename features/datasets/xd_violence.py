@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..store import NORMAL_CLASS
-from .base import Annotations, find_list, interval_pairs, parse_int, read_lines, video_key
+from .base import (Annotations, find_list, interval_pairs, parse_int, read_tokens,
+                   video_key)
 
 NAME = "xd-violence"
 CODES = {"A": NORMAL_CLASS, "B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse",
@@ -68,26 +69,19 @@ def read(path: Path) -> Annotations:
     for split, list_path in lists.items():
         if list_path is None:
             continue
-        for number, line in read_lines(list_path):
-            where = f"{list_path}:{number}"
+        for where, line, _ in read_tokens(list_path):
             vid = video_key(line)
             names = classes_from_name(vid, where)
             ann.add(vid, split, names[0], where, names)
     intervals_file = path / ANNOTATION_FILE
     if intervals_file.exists():
         _read_intervals(intervals_file, ann)
-    missing = [e for e in ann.entries.values()
-               if e.split == "test" and e.class_name != NORMAL_CLASS and not e.intervals_where]
-    if missing:
-        raise UserError(f"{missing[0].where}: abnormal test video {missing[0].video_id} has no "
-                        f"line in {intervals_file} ({len(missing)} such videos); add its intervals")
+    ann.require_test_intervals(intervals_file, ANNOTATION_FILE)
     return ann
 
 
 def _read_intervals(path: Path, ann: Annotations) -> None:
-    for number, line in read_lines(path):
-        where = f"{path}:{number}"
-        tokens = line.split()
+    for where, line, tokens in read_tokens(path):
         if len(tokens) < 3:
             raise UserError(f"{where}: cannot parse {line!r}: expected '<video> s1 e1 [s2 e2 ...]'")
         vid = video_key(tokens[0])

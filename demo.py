@@ -1,8 +1,12 @@
 """``pipeline demo``: the whole pipeline on generated videos, in a few minutes on a laptop CPU.
 
+The end-to-end driver, beside the CLI: it calls every stage's front door in turn
+(``extract.extract_videos``, ``features.datasets.label_store``, ``train.train``,
+``evaluate.score_split``), as a user's script would.
+
 1. generate 36 synthetic surveillance-like videos (12 s, 8 fps, 160x120) with ffmpeg:
    normal scenes and scenes with an event of class Arson, Fighting or Road_Accidents inside
-   a known interval (``extract/samples.py``), plus their CSV manifest;
+   a known interval (``samples/videos.py``), plus their CSV manifest;
 2. extract CLIP frame embeddings with the offline tiny CLIP (random weights; a real model
    with ``model=``);
 3. label the store from the manifest (train / val carved from train / test);
@@ -40,7 +44,7 @@ class DemoResult:
     videos: Path
     features: Path
     run: Path
-    score: object                                   # evaluate.score.ScoreResult
+    score: object                                   # evaluate.ScoreResult
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -69,14 +73,13 @@ def run_demo(workdir=None, model: str | None = None, device: str = "auto", seed:
 
 
 def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
+    from evaluate import score_split
     from extract import extract_videos
-    from extract.samples import make_samples
     from features.datasets import label_store
-    from features.tiny_clip import make_tiny_clip
+    from samples.tiny_clip import make_tiny_clip
+    from samples.videos import make_samples
     from train import train
     from train.config import build_config
-
-    from .score import score_split
 
     settings = dict(DEMO_SETTINGS, **({"epochs": epochs} if epochs else {}))
     build_config(overrides={**settings, "seed": seed, "device": device})   # errors first
@@ -98,7 +101,7 @@ def _run(workdir, model, device, seed, epochs, progress) -> DemoResult:
     if extracted.failed:
         log.warning("%d demo videos failed to extract; see %s", len(extracted.failed),
                     extracted.failures_csv)
-    label_store(features, "csv", manifest, val_fraction=0.2, seed=0)
+    label_store(features, "csv", manifest, val_fraction=0.2, val_seed=0)
     seconds["extract"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -15,17 +15,14 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
-from tqdm.auto import tqdm
-
-import features
-from features import paths
+from features import paths, schema
 from features.clip_loader import DEFAULT_MODEL, LoadedClip, load_clip
 from features.errors import UserError
 from features.lock import store_lock
+from features.progress import Progress
 from features.safe_write import one_line, storage_error
 from features.store import FORMAT, read_attrs
 
@@ -35,16 +32,11 @@ from .devices import EncoderPool, encoder_devices
 from .encode import FrameEncoder, default_batch_size, fit_batch_size
 from .ffmpeg_bin import ffmpeg_exe
 from .probe import ProbeError, VideoInfo, probe
-from .report import ExtractResult, Failure, write_failures
+from .result import ExtractResult, Failure, write_failures
 from .scan import Scan, VideoSource, scan_videos, unreadable_reason
-from .video import extract_one_video
+from .video import ShardSettings, extract_one_video
 
 log = logging.getLogger("pipeline")
-
-
-def _no_bar(show: bool | None) -> bool | None:
-    """tqdm's ``disable``: None = show bars only on a terminal."""
-    return None if show is None else not show
 
 
 def _model_id_for_store(model: str) -> str:
@@ -85,16 +77,13 @@ def _check_compatible(out: Path, stored: dict, model: str | None, stride: int) -
 
 
 def _file_attrs(clip: LoadedClip, stride: int, batch_size: int) -> dict:
-    return {
-        "model_id": _model_id_for_store(clip.model_id), "model_sha256": clip.fingerprint,
-        "model_revision": clip.revision, "embed_dim": clip.embed_dim, "stride": stride,
-        "preprocessing": PREPROCESSING, "decoder": f"ffmpeg ({Path(ffmpeg_exe()).name}); "
-        "per video: decoder attr (cpu | nvdec)",
-        "encoder_dtype": str(clip.dtype).replace("torch.", ""), "batch_size": batch_size,
-        "device": clip.device.type, "source": "extracted",
-        "package_version": features.__version__,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return schema.file_attrs(
+        source="extracted", model_id=_model_id_for_store(clip.model_id),
+        model_sha256=clip.fingerprint, model_revision=clip.revision, embed_dim=clip.embed_dim,
+        stride=stride, preprocessing=PREPROCESSING,
+        decoder=f"ffmpeg ({Path(ffmpeg_exe()).name}); per video: decoder attr (cpu | nvdec)",
+        encoder_dtype=str(clip.dtype).replace("torch.", ""), batch_size=batch_size,
+        device=clip.device.type)
 
 
 def _probe_all(todo: list[VideoSource], workers: int, failures: list[Failure],
@@ -114,14 +103,14 @@ def _probe_all(todo: list[VideoSource], workers: int, failures: list[Failure],
         except ProbeError as err:
             return src, None, str(err)
 
-    with ThreadPoolExecutor(max_workers=max(2, workers)) as pool:
-        results = pool.map(one, readable)
-        for src, info, why in tqdm(results, total=len(readable), desc="probing", unit="video",
-                                   disable=_no_bar(show), leave=False):
+    with ThreadPoolExecutor(max_workers=max(2, workers)) as pool, \
+            Progress(len(readable), "probing", "video", show, leave=False) as bar:
+        for src, info, why in pool.map(one, readable):
             if why:
                 failures.append(Failure(src.video_id, src.relpath, why))
             else:
                 ok.append((src, info))
+            bar.update(1)
     return ok
 
 
@@ -219,18 +208,19 @@ def _extract_locked(scan: Scan, out: Path, model: str | None, stride: int,
                 e.batch_size = batch
             file_attrs = {**_file_attrs(clip, stride, batch), **{
                 k: v for k, v in stored_attrs.items() if k in ("created_utc",)}}
-            shard_attrs = {**file_attrs, SOURCE_ROOT: str(scan.root)}
+            settings = ShardSettings(folder, {**file_attrs, SOURCE_ROOT: str(scan.root)},
+                                     stride, decoder)
             log.info("extracting %d videos (%d already stored) with %d decoders, batch %d, "
                      "%s", len(probed), result.skipped, workers, batch,
                      ", ".join(str(c.device) for c in clips))
             t_encode = time.perf_counter()
             if scheduler:
                 from .distributed import extract_on_dask
-                done, failed = extract_on_dask(probed, scheduler, model, device, batch,
-                                               folder, shard_attrs, stride, progress, decoder)
+                done, failed = extract_on_dask(probed, scheduler, device, batch, settings,
+                                               progress)
             else:
-                done, failed = _extract_local(probed, EncoderPool(encoders), folder,
-                                              shard_attrs, stride, workers, progress, decoder)
+                done, failed = _extract_local(probed, EncoderPool(encoders), settings, workers,
+                                              progress)
             result.encode_seconds = time.perf_counter() - t_encode
             result.done = [src.video_id for src, _ in done]
             result.rows = sum(rows for _, rows in done)
@@ -299,29 +289,22 @@ def _merge_committed(out: Path, folder: Path, file_attrs: dict) -> int:
     return n
 
 
-def _extract_local(probed, encoders: EncoderPool, folder: Path, file_attrs: dict, stride: int,
-                   workers: int, show, decoder: str = "auto"):
+def _extract_local(probed, encoders: EncoderPool, settings: ShardSettings, workers: int,
+                   show: bool | None):
     """Threads, one ffmpeg process each, sharing one encoder per device (each used one
     batch at a time)."""
     stop = threading.Event()
-    total = sum(info.rows(stride) for _, info in probed)
-    frames_bar = tqdm(total=total, desc="frames", unit="frame", unit_scale=True,
-                      disable=_no_bar(show), smoothing=0.05)
-    videos_bar = tqdm(total=len(probed), desc="videos", unit="video",
-                      disable=_no_bar(show))
-
-    def on_rows(n):
-        frames_bar.update(n)
+    total = sum(info.rows(settings.stride) for _, info in probed)
+    frames_bar = Progress(total, "frames", "frame", show, lines=False, unit_scale=True,
+                          smoothing=0.05)
+    videos_bar = Progress(len(probed), "videos", "video", show)
 
     def one(item):
         src, info = item
         with encoders.take() as encoder:
-            why = extract_one_video(src, info, encoder, folder, file_attrs, stride, decoder,
-                                    on_rows, stop)
+            why = extract_one_video(src, info, encoder, settings, on_rows=frames_bar.update,
+                                    stop=stop)
         videos_bar.update(1)
-        if frames_bar.disable:
-            state = "done" if why is None else "stopped" if stop.is_set() else "FAILED"
-            log.info("%s %s", state, src.relpath)
         return src, info, why
 
     done, failed = [], []
@@ -329,7 +312,7 @@ def _extract_local(probed, encoders: EncoderPool, folder: Path, file_attrs: dict
     try:
         for src, info, why in pool.map(one, probed):
             if why is None:
-                done.append((src, info.rows(stride)))
+                done.append((src, info.rows(settings.stride)))
             else:
                 failed.append(Failure(src.video_id, src.relpath, why))
     finally:

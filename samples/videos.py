@@ -1,4 +1,5 @@
-"""Synthetic surveillance-like sample videos with known anomalies, made by ffmpeg alone.
+"""Synthetic surveillance-like sample videos with known anomalies, made by ffmpeg alone
+(for the demo, tests and benchmarks; no stage reads them).
 
 A scene is an ffmpeg ``life`` source (cells being born and dying over a dark ground: a
 busy, ever-changing background, different for every seed), in one of a few palettes; half
@@ -25,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from extract.ffmpeg_bin import ffmpeg_exe
 from features.errors import UserError
-from features.store import NORMAL_CLASS
-
-from .ffmpeg_bin import ffmpeg_exe
+from features.safe_write import atomic_write
+from features.schema import NORMAL_CLASS
 
 log = logging.getLogger("pipeline")
 
@@ -106,23 +107,23 @@ def filter_graph(spec: SampleSpec) -> str:
 
 
 def write_sample_video(spec: SampleSpec, path: str | Path) -> Path:
-    """Encode ``spec`` to ``path`` (H.264 when available); atomic (tmp file, then rename)."""
+    """Encode ``spec`` to ``path`` (H.264 when available), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-filter_complex", filter_graph(spec),
-           "-map", "[out]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-           "-threads", "1", str(tmp)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:                      # builds without libx264
-        cmd[cmd.index("libx264") - 1:cmd.index("-threads")] = ["-c:v", "mpeg4", "-q:v", "3"]
+
+    def encode(tmp: Path) -> None:
+        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-filter_complex",
+               filter_graph(spec), "-map", "[out]", "-c:v", "libx264", "-preset", "veryfast",
+               "-crf", "20", "-threads", "1", str(tmp)]
         done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{path}: ffmpeg could not generate the sample video "
-                        f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'})")
-    tmp.replace(path)
-    return path
+        if done.returncode != 0:                      # builds without libx264
+            cmd[cmd.index("libx264") - 1:cmd.index("-threads")] = ["-c:v", "mpeg4", "-q:v", "3"]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"
+            raise UserError(f"{path}: ffmpeg could not generate the sample video ({last})")
+
+    return atomic_write(path, encode, keep_suffix=True)     # .tmp.mp4: ffmpeg picks mp4
 
 
 def plan_samples(per_class: dict[str, int] | None = None, seed: int = 0, fps: int = 8,
@@ -151,15 +152,15 @@ def plan_samples(per_class: dict[str, int] | None = None, seed: int = 0, fps: in
 
 
 def write_manifest(specs: list[SampleSpec], path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["video", "split", "label", "intervals"])
-        for s in specs:
-            out.writerow([f"{s.video_id}.mp4", s.split, s.class_name,
-                          f"{s.interval[0]}-{s.interval[1]}" if s.interval else ""])
-    tmp.replace(path)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["video", "split", "label", "intervals"])
+            for s in specs:
+                out.writerow([f"{s.video_id}.mp4", s.split, s.class_name,
+                              f"{s.interval[0]}-{s.interval[1]}" if s.interval else ""])
+
+    return atomic_write(path, write)
 
 
 def make_samples(folder: str | Path, specs: list[SampleSpec] | None = None,

@@ -5,6 +5,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from features.safe_write import atomic_write
+
 
 @dataclass
 class Failure:
@@ -51,11 +53,11 @@ class ExtractResult:
 
 def write_failures(path: Path, failures: list[Failure]) -> Path:
     """The failures of this run (a later successful run writes an empty table)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["video_id", "path", "reason"])
-        for f in failures:
-            writer.writerow([f.video_id, f.path, f.reason])
-    tmp.replace(path)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["video_id", "path", "reason"])
+            for f in failures:
+                writer.writerow([f.video_id, f.path, f.reason])
+
+    return atomic_write(path, write)

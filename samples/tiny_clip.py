@@ -1,4 +1,5 @@
-"""A small randomly initialised CLIP that needs no download, for tests and the demo.
+"""A small randomly initialised CLIP that needs no download, for the demo, tests and
+benchmarks (no stage needs it: they load whatever CLIP they are given).
 
 It has the real architecture (transformers ``CLIPModel``) at a tiny width, projection
 dim 512 like ViT-B/16, and a byte-level tokenizer whose vocabulary is built here
@@ -9,10 +10,9 @@ tokenizes. It is saved with ``save_pretrained`` and loaded by path through
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
-from .store import file_mode
+from features.safe_write import atomic_write
 
 log = logging.getLogger("pipeline")
 
@@ -74,18 +74,13 @@ def _save(model, tokenizer, path: Path) -> None:
     """save_pretrained into a temporary folder, then rename: never a half-written model."""
     from transformers.utils import logging as hf_logging
 
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
     hf_logging.disable_progress_bar()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)      # left by an interrupted earlier call
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    for file in tmp.rglob("*"):                 # safetensors writes 0600; use the umask
-        if file.is_file():
-            file.chmod(file_mode())
-    shutil.rmtree(path, ignore_errors=True)     # an incomplete earlier copy
-    tmp.replace(path)
+    atomic_write(path, write)          # an incomplete earlier copy at ``path`` is replaced
 
 
 def make_random_vit_b16(path: str | Path, seed: int = TINY_SEED) -> Path:

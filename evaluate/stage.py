@@ -25,16 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
-
 from features import paths
 from features.clip_loader import resolve_device
 from features.errors import UserError
+from features.progress import Progress
 from features.store import NORMAL_CLASS, SPLITS, FeatureStore, frame_labels, open_store
 
 from . import metrics as M
 from . import plots, tables
-from .inference import FrameScores, score_videos
+from .frame_scores import FrameScores, score_videos
 from .intervals import Interval, find_intervals
 from .outputs import OutputFolder
 
@@ -85,7 +84,7 @@ def load_scoring_run(run, device: str = "auto"):
     runs = Path(run) if run else paths.default_runs()
     if not runs.exists():
         raise UserError(f"{runs}: no such run folder; train first (`pipeline train`) or pass "
-                        "--checkpoint RUN_DIR")
+                        "--run RUN_DIR")
     run_dir = find_best_run(runs)
     model, cfg = load_run(run_dir, resolve_device(device))
     return run_dir, model, cfg
@@ -159,7 +158,7 @@ def _score_meta(store: FeatureStore, meta: pd.DataFrame, model, cfg: dict, out: 
     device = next(model.parameters()).device
     frames, videos, found_all = [], [], {}
     inputs = _video_inputs(store, meta)
-    bar = tqdm(total=len(meta), desc="scoring", unit="video", disable=progress is False)
+    bar = Progress(len(meta), "scoring", "video", progress)
     # grids per forward: 256 on a GPU (1.83 M vs 1.36 M frames/s at 64 on an H200, UCF-Crime
     # shape N 32 x L 16, width 256); 64 on CPU
     grid_batch = 256 if device.type == "cuda" else 64
