@@ -88,10 +88,11 @@ def test_option_learns_on_a_text_blind_store_where_the_faithful_method_does_not(
         regime_stores, tmp_path):
     """32 steps: the faithful method's S still picks (nearly) random segments and
     recognition sits near chance; the option's directions start between text and data.
-    Measured over store seeds 2, 3 x run seeds 0-2: mAUC 0.81-0.97 (option) vs 0.43-0.71
-    (faithful), gap >= 0.26; selector video AUC 0.96-0.99 vs 0.52-0.77, gap >= 0.19. Frame
-    AUC is 0.45-0.64 vs 0.42-0.59 at this budget (the temporal model has barely started),
-    too close to assert; bench/weak_prior.py measures it at full length."""
+    Measured (reversible temporal model) over store seeds 2, 3 x run seeds 0-2: mAUC
+    0.94-0.99 (option) vs 0.51-0.73 (faithful), gap >= 0.26; selector video AUC 0.96-0.99
+    vs 0.52-0.77, gap >= 0.20. Frame AUC is 0.64-0.74 vs 0.50-0.69 at this budget (the
+    temporal model has barely started), gap 0.05-0.18, too close to assert;
+    bench/weak_prior.py measures it at full length."""
     from train.checkpoint import load_run
 
     store = regime_stores["text-blind"]

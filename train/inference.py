@@ -51,13 +51,14 @@ def predict_videos(model, videos: Iterable, device=None,
         for a in range(0, len(windows), grid_batch):
             out = model(windows[a:a + grid_batch])
             for key in OUTPUTS:
-                parts[key].append(out[key])
-        joined = {key: torch.cat(chunks) for key, chunks in parts.items()}
+                if key in out:                             # S: not from every stand-in model
+                    parts[key].append(out[key])
+        joined = {key: torch.cat(chunks) for key, chunks in parts.items() if chunks}
         start = 0
         for n_rows, grids in pending:
             k = len(grids)
-            yield {key: _ungrid(joined[key][start:start + k], n_rows).cpu().numpy()
-                   for key in OUTPUTS}
+            yield {key: _ungrid(value[start:start + k], n_rows).cpu().numpy()
+                   for key, value in joined.items()}
             start += k
 
     for x in videos:
