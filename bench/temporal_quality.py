@@ -32,7 +32,7 @@ from features.store import open_store                                 # noqa: E4
 from features.synthetic import make_synthetic_store                   # noqa: E402
 from train import train                                               # noqa: E402
 from train.checkpoint import load_run                                 # noqa: E402
-from train.validate import score_split                                # noqa: E402
+from train.validate import validation_metrics                        # noqa: E402
 from train.windows import MemoryRows                                  # noqa: E402
 
 MODELS = ("residual", "reversible")
@@ -46,7 +46,7 @@ def test_metrics(run_dir: Path, store_path: Path) -> dict:
         meta = meta[meta["split"] == "test"].reset_index(drop=True)
         source = MemoryRows(store, list(meta["video_id"]))
         frames = {v: store.frame_index(v) for v in meta["video_id"]}
-        return score_split(model, source, meta, frames, store.class_names, "Normal")
+        return validation_metrics(model, source, meta, frames, store.class_names, "Normal")
 
 
 def fmt(values: list[float]) -> str:

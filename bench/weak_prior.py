@@ -110,14 +110,14 @@ def novelty_scores(store_path, train_ids) -> dict[str, np.ndarray]:
 def anomaly_clip_metrics(run_dir, store_path) -> dict:
     """Test-split auc, mauc, video_top1_accuracy of a run's kept checkpoint."""
     from train.checkpoint import load_run
-    from train.validate import score_split
+    from train.validate import validation_metrics
     from train.windows import MemoryRows
 
     model, _ = load_run(run_dir)
     test, frames, class_names = test_split(store_path)
     with open_store(store_path) as store:
         source = MemoryRows(store, list(test["video_id"]))
-    m = score_split(model, source, test, frames, class_names, NORMAL_CLASS)
+    m = validation_metrics(model, source, test, frames, class_names, NORMAL_CLASS)
     return {k: m[k] for k in ("auc", "mauc", "video_top1_accuracy")}
 
 

@@ -38,7 +38,7 @@ from .prompts import PromptLearner, load_text_tower
 from .protocol import reference_lr_factor, run_split, steps_per_epoch
 from .report import plot_losses
 from .splits import Split
-from .validate import metric_suffix, score_split, uses_video_labels
+from .validate import metric_suffix, uses_video_labels, validation_metrics
 from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits_in_memory,
                       rows_bytes, window_loader)
 
@@ -274,8 +274,8 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         improved = False
         if len(split.val) and (epoch % config.val_every == 0 or epoch == config.epochs):
             model.eval()
-            metrics = score_split(model, val_src, split.val, val_frames, split.class_names,
-                                  split.normal_class, device)
+            metrics = validation_metrics(model, val_src, split.val, val_frames,
+                                         split.class_names, split.normal_class, device)
             row.update({f"val_{k}": v for k, v in metrics.items()})
             score = metrics[key]
             last_val = {f"val_{key}": f"{score:.3f}"}
