@@ -3,6 +3,7 @@ validation carving, HDF5 vs in-memory windows, and the one-line errors."""
 from __future__ import annotations
 
 import json
+import logging
 
 import h5py
 import numpy as np
@@ -21,6 +22,7 @@ from train.config import build_config
 from train.run import initial_model, train_run
 from train.splits import training_split
 from train.stage import train
+from train.sweep import package_version
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ def test_store_validation_split_and_hdf5_windows_match_memory(tiny_clip, tmp_pat
     assert "val_auc" in mem.history.columns
 
 
-def test_cli_train_writes_summary_and_reuses_a_finished_run(synthetic_store, tmp_path):
+def test_cli_train_writes_summary_and_reuses_a_finished_run(synthetic_store, tmp_path, caplog):
     args = ["train", "--features", str(synthetic_store), "--out", str(tmp_path / "runs"),
             "--epochs", "1", "--device", "cpu"]
     for key, value in TINY.items():
@@ -125,9 +127,13 @@ def test_cli_train_writes_summary_and_reuses_a_finished_run(synthetic_store, tmp
     run = find_best_run(tmp_path / "runs")
     assert (run / "model.safetensors").exists()
     mtime = (run / "model.safetensors").stat().st_mtime_ns
-    again = CliRunner().invoke(cli, args)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0
     assert (run / "model.safetensors").stat().st_mtime_ns == mtime    # not retrained
+    reuse = [m for m in caplog.messages if "reusing finished run" in m]
+    assert len(reuse) == 1 and f"version {package_version()}" in reuse[0], caplog.messages
     assert len(pd.read_csv(tmp_path / "runs" / "summary.csv")) == 1
 
 
