@@ -98,9 +98,9 @@ def check_compatible(store: FeatureStore, cfg: dict, run_dir: Path) -> list[str]
     if store.n_crops:
         raise UserError(f"{store.path}: embeddings have {store.n_crops} crops per row; the "
                         "model scores one crop: re-import with `pipeline import --crop 0`")
-    if int(cfg["feature_dim"]) != store.embed_dim:
+    if int(cfg["embed_dim"]) != store.embed_dim:
         raise UserError(f"{where}: features are {store.embed_dim}-d, the run was trained on "
-                        f"{cfg['feature_dim']}-d ones; score features of the same CLIP")
+                        f"{cfg['embed_dim']}-d ones; score features of the same CLIP")
     stored, trained = store.attrs.get("model_sha256"), cfg.get("model_sha256")
     if stored and trained and stored != trained:
         raise UserError(
