@@ -264,7 +264,7 @@ def test_damaged_run_folder_is_a_one_line_error(tmp_path):
     from train.model import AnomalyCLIP
 
     classes = ["Arson", "Normal"]
-    cfg = {"class_names": classes, "normal_index": 1, "feature_dim": 16, "num_segments": 4,
+    cfg = {"class_names": classes, "normal_index": 1, "embed_dim": 16, "num_segments": 4,
            "seg_length": 2, "width": 8, "depth": 1, "heads": 2, "concat_selector": False}
     model = AnomalyCLIP(classes, 1, 16, 4, 2, 8, 1, 2, False, centroid=torch.randn(16))
     save_checkpoint(model, cfg, tmp_path / "ok")
@@ -285,3 +285,23 @@ def test_damaged_run_folder_is_a_one_line_error(tmp_path):
     save_checkpoint(model, {**cfg, "width": 16}, wider)      # config no longer fits the weights
     with pytest.raises(UserError, match="weights do not fit"):
         load_run(wider)
+
+
+def test_train_into_a_log_file_writes_one_line_per_epoch(synthetic_store, tmp_path):
+    """`pipeline train > log 2>&1`: progress on, no terminal: plain lines, no bar frames."""
+    import re
+
+    from tests.processes import cli as run_cli
+
+    args = ["train", "--features", synthetic_store, "--out", tmp_path / "runs",
+            "--epochs", "3", "--device", "cpu"]
+    for key, value in TINY.items():
+        if key != "device":
+            args += ["--set", f"{key}={value}"]
+    proc = run_cli(*args)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "\r" not in out + err
+    epochs = [line for line in err.splitlines() if re.search(r" steps, epoch \d/3, loss ", line)]
+    assert [re.search(r"epoch (\d)/3", line).group(1) for line in epochs] == ["1", "2", "3"], err
+    assert all("lr " in line and "val_" in line and "ETA" in line for line in epochs), epochs

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.errors import UserError
+from features.progress import Progress
 from features.store import atomic_write
 
 from .config import TrainConfig
@@ -183,7 +184,6 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
 
     ``features``: the store of every run, or a list with one store per spec."""
     from distributed import Client, as_completed
-    from tqdm import tqdm
 
     cluster, threads = (None, None) if scheduler else _cluster(len(specs), n_workers)
     client = Client(scheduler) if scheduler else Client(cluster)
@@ -195,7 +195,7 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
                                  s.config.to_dict(), str(s.run_dir.resolve()), threads, share,
                                  key=f"train-{s.name}", retries=retries, pure=False): s
                    for f, s in zip(stores, specs)}
-        bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
+        bar = Progress(len(specs), "runs", "run", None if progress else False)
         for future in as_completed(futures):
             spec = futures[future]
             try:
