@@ -1,7 +1,7 @@
 """Learning when CLIP's text prior is weak: AnomalyCLIP against the MIL ranking baseline.
 
 Two synthetic stores in the UCF-Crime formats (13 classes + Normal; 400 training videos of
-which training carves 20% for validation, 120 test videos; features/synthetic.py REGIMES:
+which training carves 20% for validation, 120 test videos; samples/synthetic.py REGIMES:
 short anomalies, three variants per class family, distractor events, shared scenes, the
 offline tiny CLIP): ``text-aligned`` (each anomaly direction at cosine ~0.6 with its class
 text) and ``text-blind`` (the same geometry around directions unrelated to the text). On
@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 from bench.common import OUT, model_path                             # noqa: E402
 from bench.mil_baseline import score_mil, train_mil                  # noqa: E402
 from features.store import NORMAL_CLASS, open_store                  # noqa: E402
-from features.synthetic import REGIMES, make_synthetic_store          # noqa: E402
+from samples.synthetic import REGIMES, make_synthetic_store           # noqa: E402
 
 # The benchmark-sized model, the same for every AnomalyCLIP variant.
 SHAPE = dict(num_segments=16, seg_length=8, width=64, heads=8, device="cpu")

@@ -95,7 +95,7 @@ def test_loaded_checkpoint_scores_like_the_trained_model(trained, synthetic_stor
 
 
 def test_store_validation_split_and_hdf5_windows_match_memory(tiny_clip, tmp_path):
-    from features.synthetic import make_synthetic_store
+    from samples.synthetic import make_synthetic_store
 
     store = make_synthetic_store(tmp_path / "s.h5", tiny_clip, n_train_normal=10,
                                  n_train_abnormal=10, n_val_normal=3, n_val_abnormal=3,
@@ -247,7 +247,7 @@ def test_error_dim_mismatch_and_cli_prints_one_line(synthetic_store, tmp_path):
 
 
 def test_undefined_validation_metric_keeps_the_latest_epoch(tiny_clip, tmp_path):
-    from features.synthetic import make_synthetic_store
+    from samples.synthetic import make_synthetic_store
 
     store = make_synthetic_store(tmp_path / "s.h5", tiny_clip, n_train_normal=6,
                                  n_train_abnormal=6, n_val_normal=2, n_val_abnormal=0,

@@ -10,7 +10,6 @@ that dies has its task rescheduled by the scheduler (Dask's ``allowed-failures``
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import itertools
 import json
 import logging
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import features
 from features.errors import UserError
 from features.progress import Progress
 from features.store import atomic_write
@@ -29,15 +29,11 @@ from .config import TrainConfig
 
 log = logging.getLogger("pipeline")
 RESULT = "result.json"
-DISTRIBUTION = "anomalyclip-pipeline"       # pyproject's name
 
 
 def package_version() -> str:
     """This project's installed version (pyproject's ``version``), part of every run hash."""
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:     # a bare checkout, not installed
-        return "unknown"
+    return features.__version__
 
 
 @dataclass
