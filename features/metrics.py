@@ -152,13 +152,16 @@ def _as_targets(frame_classes, class_names: list[str]) -> np.ndarray:
                     ).reshape(len(sets), len(class_names))
 
 
+PER_CLASS = {"auc": roc_auc, "ap": average_precision, "ap_trapezoid": ap_trapezoid}
+
+
 def class_table(frame_classes, probs: np.ndarray, class_names: list[str],
-                normal_class: str = "Normal") -> pd.DataFrame:
+                normal_class: str = "Normal", metrics=tuple(PER_CLASS)) -> pd.DataFrame:
     """Per anomaly class c, one-vs-rest on column c of ``probs`` over all frames pooled.
 
-    Columns: class_name, n_frames (positives), auc, ap, ap_trapezoid. The normal class is
-    excluded; a class with no positive frame (absent from the data) gets a row with
-    n_frames 0 and nan metrics.
+    Columns: class_name, n_frames (positives) and ``metrics`` (names of :data:`PER_CLASS`;
+    validation asks for auc only). The normal class is excluded; a class with no positive
+    frame (absent from the data) gets a row with n_frames 0 and nan metrics.
 
     ``frame_classes``: the (F, C) positives of :func:`class_targets`, or per frame the set
     of its true classes ({normal_class} outside anomalous intervals) or its class name.
@@ -181,10 +184,8 @@ def class_table(frame_classes, probs: np.ndarray, class_names: list[str],
         y = targets[:, k]
         present = bool(y.any())
         rows.append({"class_name": name, "n_frames": int(y.sum()),
-                     "auc": roc_auc(y, probs[:, k]) if present else NAN,
-                     "ap": average_precision(y, probs[:, k]) if present else NAN,
-                     "ap_trapezoid": ap_trapezoid(y, probs[:, k]) if present else NAN})
-    return pd.DataFrame(rows, columns=["class_name", "n_frames", "auc", "ap", "ap_trapezoid"])
+                     **{m: PER_CLASS[m](y, probs[:, k]) if present else NAN for m in metrics}})
+    return pd.DataFrame(rows, columns=["class_name", "n_frames", *metrics])
 
 
 def mean_over_present(table: pd.DataFrame, column: str) -> float:

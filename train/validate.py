@@ -87,7 +87,7 @@ def validation_metrics(model, source, meta: pd.DataFrame, frame_index: dict,
     suffix = metric_suffix(video_level)
     return {f"auc{suffix}": roc_auc(y, s), f"ap{suffix}": average_precision(y, s),
             f"mauc{suffix}": mean_over_present(
-                class_table(targets, p, class_names, normal_class), "auc"),
+                class_table(targets, p, class_names, normal_class, ("auc",)), "auc"),
             "video_auc": video_auc(video_y, video_scores),
             "video_top1_accuracy": top1_accuracy(truth, predicted),
             f"selector_auc{suffix}": roc_auc(y, m),
