@@ -44,10 +44,32 @@ def user_errors(fn):
             click.echo(f"error: {' '.join(str(err).split())}", err=True)   # one line, always
             sys.exit(2)
         except KeyboardInterrupt as err:     # a stage may say what it kept (train: epochs)
-            click.echo(f"interrupted: {err}" if str(err) else "interrupted: finished work is "
-                       "kept; run the same command again to go on", err=True)
-            sys.exit(130)
+            _interrupted(err)
+        except SystemError as err:
+            # Ctrl-C inside a C callback (h5py iterating attributes) comes back wrapped in a
+            # SystemError whose cause is the KeyboardInterrupt: still an interrupt
+            interrupt = _cause(err, KeyboardInterrupt)
+            if interrupt is None:
+                raise
+            _interrupted(interrupt)
     return wrapper
+
+
+def _cause(err: BaseException, kind: type) -> BaseException | None:
+    """The first exception of ``kind`` among ``err``'s causes and contexts, else None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _interrupted(err: BaseException) -> None:
+    click.echo(f"interrupted: {err}" if str(err) else "interrupted: finished work is kept; "
+               "run the same command again to go on", err=True)
+    sys.exit(130)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -225,3 +225,37 @@ def test_label_while_a_reader_has_the_file_open(stores):
         label_store(store, "csv", manifests["A"], val_fraction=0)
         assert before.metadata()["split"].tolist() == [r[1] for r in expected["B"][1]]
         assert _labels(store) == expected["A"]         # one opened after sees the new ones
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_ctrl_c_inside_an_h5py_callback_is_an_interrupt_not_a_traceback(tmp_path, monkeypatch,
+                                                                        wrapped):
+    """Ctrl-C landing while h5py iterates attributes in C comes back as a SystemError caused
+    by the KeyboardInterrupt (seen once in the test above, under load): the CLI still says
+    'interrupted' in one line and exits 130; any other SystemError stays a bug, unhidden."""
+    import features.datasets
+    from click.testing import CliRunner
+
+    from pipeline import cli
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as err:
+            if wrapped:
+                raise SystemError("FastRLock.__exit__ returned a result with an exception "
+                                  "set") from err
+            raise
+    monkeypatch.setattr(features.datasets, "label_store", interrupted)
+    manifest = write(tmp_path / "m.csv", "video,split,label,intervals\n")
+    args = ["label", str(tmp_path / "f.h5"), "--dataset", "csv", "--annotations", str(manifest)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 130, result.output + repr(result.exception)
+    assert result.output.strip() == ("interrupted: finished work is kept; run the same "
+                                     "command again to go on")
+
+    def broken(*args, **kwargs):
+        raise SystemError("a real bug")
+    monkeypatch.setattr(features.datasets, "label_store", broken)
+    result = CliRunner().invoke(cli, args)
+    assert isinstance(result.exception, SystemError) and result.exit_code == 1
