@@ -4,8 +4,9 @@ Each run is one task ``_run_task(features, config, run_dir)`` that receives path
 arrays. A run is idempotent: its folder name is derived from its full configuration, the
 store's identity and this package's version, and a folder with ``result.json`` is returned
 as is (:func:`reuse_or_train`, the one place that decides), so a retried or re-submitted run
-never trains twice, while the same command after an upgrade trains anew. A task that raises is retried (``retries``); a worker
-that dies has its task rescheduled by the scheduler (Dask's ``allowed-failures``).
+never trains twice, while the same command after an upgrade trains anew. A task that raises
+is retried (``retries``); a worker that dies has its task rescheduled by the scheduler
+(Dask's ``allowed-failures``).
 """
 from __future__ import annotations
 
