@@ -95,7 +95,7 @@ def cli(verbose: bool):
 # importing the stages; tests/test_cli_names.py checks they are features.datasets.DATASETS
 # and train.presets.PRESETS.
 DATASETS = ("ucf-crime", "xd-violence", "shanghaitech", "csv", "bundle")
-PRESETS = ("ucf-crime", "xd-violence", "shanghaitech")
+PRESETS = ("ucf-crime", "xd-violence", "shanghaitech", "custom")
 
 
 def _label_options(fn=None, *, required: bool = True):
@@ -272,8 +272,9 @@ def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, v
 @click.option("--features", type=click.Path(), default=None,
               help="Labelled feature file [default: pipeline_out/features.h5].")
 @click.option("--preset", type=click.Choice(PRESETS),
-              default=None, help="Published hyper-parameters [default: the store's dataset "
-                                 "when it is one of these].")
+              default=None, help="Published hyper-parameters, or custom: sized to the "
+                                 "dataset [default: the store's dataset when it is a paper "
+                                 "one, else custom].")
 @click.option("--config", "config_file", type=click.Path(), default=None,
               help="YAML or JSON file of settings (keys as in --set).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",

@@ -1,13 +1,25 @@
 """A labelled synthetic feature store with known anomalies, for tests, benchmarks and demos.
 
 Every video is a random walk around a scene: ``x_t = mu + scene + noise_t`` (AR(1) noise,
-so neighbouring frames look alike, as consecutive CLIP frames do). An abnormal video of
-class ``c`` adds ``strength * u_c`` inside its anomalous intervals, a class-specific
-direction. With ``align_to_text=True`` (default) ``u_c`` points from the scene mean towards
-the CLIP text embedding of the class name, the property of CLIP space AnomalyCLIP builds
-on ("anomalous frames move towards the text of their class"); with ``False`` it is a random
-unit vector. Train abnormal videos carry only the video-level label unless
-``train_intervals=True``; val/test abnormal videos carry their intervals.
+so neighbouring frames look alike, as consecutive CLIP frames do). Each video has its own
+scene offset, or, with ``n_scenes``, one of that many shared ones (cameras that film both
+normal and abnormal videos, so a scene says nothing about the label). An abnormal video of
+class ``c`` adds ``strength * u`` inside its anomalous intervals, where ``u`` is one of the
+class's ``directions_per_class`` directions (variants of one event family, each at cosine
+``family_cos`` with the family direction ``f_c``). With ``align_to_text=True`` (default)
+``f_c`` lies at cosine ``text_cos`` (default 1: exactly along) with the direction from the
+scene mean to the CLIP text embedding of the class name, the property of CLIP space
+AnomalyCLIP builds on ("anomalous frames move towards the text of their class"); with
+``False`` it is a random unit vector (text-blind). ``distractor_fraction`` of the videos
+(normal and abnormal) carry a normal event of the same strength, covering a
+``distractor_share`` of the video, along one of four distractor directions, so "far from
+the normal mean" is not the same as anomalous. Train abnormal videos carry
+only the video-level label unless ``train_intervals=True``; val/test abnormal videos carry
+their intervals.
+
+The defaults are the friendly case (one direction per class exactly along its text, long
+intervals, no distractors); :data:`REGIMES` names the two benchmark regimes, which differ
+only in whether the event families follow the class text.
 
 The file has the same schema and label contract as an extracted store (``features/store.py``),
 including ``model_id`` / ``model_sha256`` / ``embed_dim`` of the CLIP whose text tower stage
@@ -28,6 +40,24 @@ from .labels import put_slots, write_labels
 from .store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
 
 DEFAULT_CLASSES = ("Arson", "Fighting", "Road_Accidents")
+# The 13 UCF-Crime anomaly classes (as a custom dataset would name them).
+UCF_CLASSES = ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
+               "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism")
+
+# The benchmark regimes: short anomalies (5-30% of a video), three variants per event
+# family, distractor events covering 20-70% of 90% of the videos (so distance from the
+# normal mean finds them as often as anomalies), normal variation (16 shared scenes, frame
+# noise) that buries a shift unless its direction is known. Text-aligned: each variant at
+# cosine ~0.6 with its class text (family along the text at 0.75, variants at 0.8 around
+# it); text-blind: the same geometry around a random family direction.
+_HARD = dict(classes=UCF_CLASSES, directions_per_class=3, family_cos=0.8,
+             distractor_fraction=0.9, distractor_share=(0.2, 0.7),
+             interval_share=(0.05, 0.3), strength=3.0,
+             scene_spread=6.0, frame_noise=3.0, n_scenes=16)
+REGIMES = {
+    "text-aligned": dict(_HARD, align_to_text=True, text_cos=0.75),
+    "text-blind": dict(_HARD, align_to_text=False),
+}
 
 
 def _class_text_embeddings(clip, class_names: Sequence[str]) -> np.ndarray:
@@ -54,10 +84,18 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def _intervals(rng: np.random.Generator, n_frames: int) -> list[tuple[int, int]]:
-    """One or two anomalous intervals covering about 20-45% of the video."""
+def _around(rng: np.random.Generator, axis: np.ndarray, cos: float, n: int) -> np.ndarray:
+    """(n, D) unit vectors at cosine ``cos`` with the unit vector ``axis`` (random otherwise)."""
+    r = rng.standard_normal((n, axis.shape[0]))
+    r = _unit(r - np.outer(r @ axis, axis))                  # orthogonal to axis
+    return cos * axis + np.sqrt(1 - cos ** 2) * r
+
+
+def _intervals(rng: np.random.Generator, n_frames: int,
+               share: tuple[float, float] = (0.2, 0.45)) -> list[tuple[int, int]]:
+    """One or two anomalous intervals covering a ``share`` (min, max) of the video."""
     k = 1 if n_frames < 120 or rng.random() < 0.6 else 2
-    total = int(n_frames * rng.uniform(0.2, 0.45))
+    total = int(n_frames * rng.uniform(*share))
     out = []
     for j in range(k):
         length = max(total // k, 2)
@@ -67,17 +105,25 @@ def _intervals(rng: np.random.Generator, n_frames: int) -> list[tuple[int, int]]
     return out
 
 
-def _video_rows(rng, mu, n_rows, scene_spread, frame_noise, rho) -> np.ndarray:
-    """(n_rows, D) normal-looking rows: scene mean plus stationary AR(1) frame noise."""
+def _video_rows(rng, mu, n_rows, scene_spread, frame_noise, rho, scene=None) -> np.ndarray:
+    """(n_rows, D) normal-looking rows: scene mean plus stationary AR(1) frame noise; the
+    scene offset is drawn here unless given."""
     from scipy.signal import lfilter
 
     d = mu.shape[0]
-    scene = rng.standard_normal(d) * scene_spread / np.sqrt(d)
+    if scene is None:
+        scene = rng.standard_normal(d) * scene_spread / np.sqrt(d)
     eps = rng.standard_normal((n_rows, d)) * frame_noise / np.sqrt(d)
     c = np.sqrt(1 - rho ** 2)
     eps[0] /= c                                 # noise[0] = eps[0]: already stationary
     noise = lfilter([c], [1.0, -rho], eps, axis=0)   # noise[t] = rho noise[t-1] + c eps[t]
     return mu + scene + noise
+
+
+def _add_event(x: np.ndarray, frame_index: np.ndarray, intervals, shift: np.ndarray) -> None:
+    """Add ``shift`` (D,) to the rows of ``x`` whose native frame lies in ``intervals``."""
+    for start, end in intervals:
+        x[(frame_index >= start) & (frame_index <= end)] += shift
 
 
 def make_synthetic_store(path: str | Path, model_id: str, *,
@@ -87,15 +133,25 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
                          n_test_normal: int = 8, n_test_abnormal: int = 8,
                          n_rows: tuple[int, int] = (48, 160), stride: int = 1,
                          fps: float = 30.0, strength: float = 4.0, scene_spread: float = 1.5,
+                         n_scenes: int | None = None,
                          frame_noise: float = 1.0, rho: float = 0.9,
-                         align_to_text: bool = True, train_intervals: bool = False,
-                         dataset: str = "synthetic", seed: int = 0) -> Path:
+                         align_to_text: bool = True, text_cos: float = 1.0,
+                         directions_per_class: int = 1, family_cos: float = 1.0,
+                         distractor_fraction: float = 0.0,
+                         distractor_share: tuple[float, float] = (0.2, 0.45),
+                         interval_share: tuple[float, float] = (0.2, 0.45),
+                         train_intervals: bool = False, dataset: str = "synthetic",
+                         seed: int = 0) -> Path:
     """Write a labelled synthetic store to ``path`` (atomically) and return the path.
 
     ``classes`` are the anomaly classes (``Normal`` is added); ``n_rows`` the (min, max)
     number of stored rows per video; norms of the scene offset, frame noise and anomaly
     shift are ``scene_spread``, ``frame_noise`` and ``strength`` (CLIP features have norm
-    ~22). Abnormal videos cycle through the classes.
+    ~22). Abnormal videos cycle through the classes; each draws one of its class's
+    ``directions_per_class`` directions. ``text_cos`` and ``family_cos`` (see the module
+    docstring) only draw new random numbers when below 1, ``distractor_fraction`` only
+    when above 0 and ``n_scenes`` only when set, so the defaults give the same store as
+    before they existed.
     """
     from .clip_loader import load_clip
 
@@ -112,8 +168,18 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
         text - text.mean(0), axis=1).mean()
     if align_to_text:
         directions = _unit(text - mu)                                       # (C-1, D)
+        if text_cos < 1:
+            directions = np.stack([_around(rng, t, text_cos, 1)[0] for t in directions])
     else:
         directions = _unit(rng.standard_normal((len(anomaly_classes), d)))
+    # variants (C-1, K, D) of each family; the family itself when K = 1 and family_cos = 1
+    variants = directions[:, None, :]
+    if directions_per_class > 1 or family_cos < 1:
+        variants = np.stack([_around(rng, f, family_cos, directions_per_class)
+                             for f in directions])
+    distractors = _unit(rng.standard_normal((4, d))) if distractor_fraction > 0 else None
+    scenes = (rng.standard_normal((n_scenes, d)) * scene_spread / np.sqrt(d)
+              if n_scenes else None)
 
     plan = []
     for split, n_nor, n_abn in (("train", n_train_normal, n_train_abnormal),
@@ -132,22 +198,30 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
             "preprocessing": "synthetic", "decoder": "synthetic", "source": "synthetic",
             "package_version": "synthetic",
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "synthetic": json.dumps({"seed": seed, "strength": strength,
-                                     "align_to_text": align_to_text})})
+            "synthetic": json.dumps({
+                "seed": seed, "strength": strength, "align_to_text": align_to_text,
+                "text_cos": text_cos, "directions_per_class": directions_per_class,
+                "family_cos": family_cos, "distractor_fraction": distractor_fraction,
+                "distractor_share": list(distractor_share),
+                "scene_spread": scene_spread, "frame_noise": frame_noise, "n_scenes": n_scenes,
+                "interval_share": list(interval_share)})})
         for split, class_name, i in plan:
             video_id = f"{split}_{class_name.lower()}_{i:03d}"
             rows = int(rng.integers(n_rows[0], n_rows[1] + 1))
             n_frames = (rows - 1) * stride + 1 + int(rng.integers(0, stride))
-            x = _video_rows(rng, mu, rows, scene_spread, frame_noise, rho)
+            scene = scenes[int(rng.integers(n_scenes))] if n_scenes else None
+            x = _video_rows(rng, mu, rows, scene_spread, frame_noise, rho, scene)
             frame_index = np.arange(rows, dtype=np.int64) * stride
             ivs = []
             if class_name != NORMAL_CLASS:
-                ivs = _intervals(rng, n_frames)
-                u = directions[anomaly_classes.index(class_name)]
-                amp = strength * rng.uniform(0.7, 1.3)
-                for start, end in ivs:
-                    inside = (frame_index >= start) & (frame_index <= end)
-                    x[inside] += amp * u
+                ivs = _intervals(rng, n_frames, interval_share)
+                family = variants[anomaly_classes.index(class_name)]
+                u = family[int(rng.integers(len(family)))] if len(family) > 1 else family[0]
+                _add_event(x, frame_index, ivs, strength * rng.uniform(0.7, 1.3) * u)
+            if distractors is not None and rng.random() < distractor_fraction:
+                event = _intervals(rng, n_frames, distractor_share)
+                u = distractors[int(rng.integers(len(distractors)))]
+                _add_event(x, frame_index, event, strength * rng.uniform(0.7, 1.3) * u)
             write_video(h5, video_id, x.astype(np.float16), frame_index,
                         frame_index * 1000.0 / fps,
                         {"source_path": f"synthetic/{video_id}.mp4", "fps": fps,

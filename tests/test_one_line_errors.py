@@ -183,10 +183,12 @@ def test_negative_seeds_of_label_and_demo_are_one_line(tmp_path):
 
 
 def test_a_damaged_result_json_is_one_line(synthetic_store, tmp_path, no_model_loads):
-    from train.config import build_config
+    from train.stage import resolve_config
     from train.sweep import plan_runs
 
-    (spec,) = plan_runs(build_config(overrides=TINY), synthetic_store, tmp_path / "runs")
+    # the run `pipeline train` plans for these settings (the custom preset: no paper dataset)
+    (spec,) = plan_runs(resolve_config(synthetic_store, settings=TINY), synthetic_store,
+                        tmp_path / "runs")
     spec.run_dir.mkdir(parents=True)
     (spec.run_dir / "result.json").write_text('{"best": ')            # cut short by an editor
     args = ["train", "--features", str(synthetic_store), "--out", str(tmp_path / "runs")]

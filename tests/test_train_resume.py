@@ -31,11 +31,18 @@ from train import resume
 from train.config import build_config
 from train.run import train_run
 from train.splits import training_split
+from train.stage import resolve_config
 from train.sweep import _run_task, plan_runs
 
 EPOCHS = 4
 SETTINGS = {**TINY, "batch_size": 8, "steps_per_epoch": 2, "epochs": EPOCHS}   # short steps
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_config(store):
+    """What `pipeline train` runs with these settings on ``store`` (the custom preset: the
+    synthetic store is no paper dataset), so CLI runs and in-process runs are the same."""
+    return resolve_config(store, settings=SETTINGS)
 
 
 @pytest.fixture
@@ -59,7 +66,7 @@ def reference(synthetic_store, tmp_path_factory):
         real = run_module.plot_losses
         mp.setattr(run_module, "plot_losses",
                    lambda h, losses, p, c: (seen.append(list(losses)), real(h, losses, p, c)))
-        result = train_run(synthetic_store, build_config(overrides=SETTINGS),
+        result = train_run(synthetic_store, run_config(synthetic_store),
                            tmp_path_factory.mktemp("reference") / "run", progress=False)
     steps = int(result.history["step"].iloc[0])
     assert len(seen[0]) == EPOCHS * steps
@@ -138,7 +145,7 @@ def test_crash_after_the_state_before_the_best_checkpoint_is_repaired(
             raise KeyboardInterrupt
         return real(model, run_config, out_dir)
     monkeypatch.setattr(run_module, "save_checkpoint", die_on_best)
-    config = build_config(overrides=SETTINGS)
+    config = run_config(synthetic_store)
     saved = (f"epoch 1 of {EPOCHS}" if ref.best_epoch == 1 else
              f"epochs 1-{ref.best_epoch} of {EPOCHS}")
     with pytest.raises(KeyboardInterrupt, match=saved):
@@ -154,7 +161,7 @@ def test_interrupted_twice_then_finished_by_the_dask_task(reference, synthetic_s
     """The sweep path: the task a Dask worker runs (also when the scheduler reschedules it
     after its worker died) resumes the run, here after Ctrl-C and then a full disk."""
     ref, _, steps = reference
-    config = build_config(overrides=SETTINGS)
+    config = run_config(synthetic_store)
     (spec,) = plan_runs(config, synthetic_store, tmp_path / "runs")
     _interrupt_at_step(monkeypatch, steps + 1)                          # in epoch 2
     with pytest.raises(KeyboardInterrupt, match=f"epoch 1 of {EPOCHS} is saved"):
@@ -273,7 +280,7 @@ def test_a_run_whose_dask_worker_is_killed_resumes_on_the_restarted_worker(
     from distributed import Client, LocalCluster
 
     ref, _, _ = reference
-    config = build_config(overrides=SETTINGS)
+    config = run_config(synthetic_store)
     (spec,) = plan_runs(config, synthetic_store, tmp_path / "runs")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:

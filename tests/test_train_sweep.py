@@ -27,13 +27,16 @@ def test_dask_two_seeds_give_two_rows_with_checkpoints(synthetic_store, tmp_path
     assert find_best_run(out) == out / best["run_dir"] == summary.best_run
     model, cfg = load_run(summary.best_run)
     assert cfg["seed"] == best["seed"]
-    # runs on the workers are the same runs as here: seed 0 equals an in-process run
+    # runs on the workers are the same runs as here: seed 0 equals an in-process run, up to
+    # float summation order (a worker runs torch on 1 thread here, this process on 2; with
+    # the custom preset's data-started directions the sums differ in the 7th digit)
     here = train(synthetic_store, settings={**TINY, "epochs": 2}, seed=0, out=tmp_path / "one",
                  progress=False)
     a = pd.read_csv(summary.best_run.parent / table[table.seed == 0].iloc[0]["run_dir"]
                     / "metrics.csv")
     b = pd.read_csv(here.best_run / "metrics.csv")
-    pd.testing.assert_frame_equal(a.drop(columns="time_s"), b.drop(columns="time_s"))
+    pd.testing.assert_frame_equal(a.drop(columns="time_s"), b.drop(columns="time_s"),
+                                  check_exact=False, rtol=1e-5, atol=1e-6)
 
 
 def test_grid_times_seeds_plans_distinct_idempotent_runs(synthetic_store, tmp_path):

@@ -22,6 +22,8 @@ SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
 CACHE_MODES = ("auto", "memory", "hdf5")
 TEMPORAL_MODELS = ("reversible", "residual")    # train.temporal builds them
 PROTOCOLS = ("validated", "reference")
+SELECT_BY = ("selector", "temporal", "blend")
+DIRECTION_INITS = ("text", "data", "text+data")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ class TrainConfig:
     lambda_topk_nor: float = 1.0
     lambda_smooth: float = 8e-4
     lambda_sparse: float = 8e-3
+    # -- when CLIP's text does not point at the anomalies (README: a run at chance) -------
+    select_by: str = "selector"       # top-k by S (the paper); after warm-up by the temporal
+                                      # score ("temporal") or both, z-scored ("blend")
+    direction_init: str = "text"      # "data" / "text+data": directions start at (or add)
+                                      # each class's event contrast in the training videos
+    lambda_rank: float = 0.0          # MIL ranking hinge, abnormal vs normal top-k scores
     # -- optimisation ---------------------------------------------------------------------
     lr: float = 1e-5
     weight_decay: float = 0.2
@@ -173,16 +181,17 @@ def read_config_file(path: str | Path) -> dict:
 
 
 def build_config(preset: str | None = None, config_file: str | Path | None = None,
-                 overrides: dict | None = None) -> TrainConfig:
-    """Defaults, then the preset, the config file and the overrides, validated."""
+                 overrides: dict | None = None, sized: dict | None = None) -> TrainConfig:
+    """Defaults, then the preset (and its ``sized`` values for the dataset, see
+    :func:`train.presets.custom_schedule`), the config file and the overrides, validated."""
     file_values = read_config_file(config_file) if config_file else {}
     overrides = dict(overrides or {})
     preset = overrides.pop("preset", None) or preset or file_values.pop("preset", None)
     file_values.pop("preset", None)
     config = TrainConfig()
     if preset:
-        config = replace(_apply(config, get_preset(preset).params, f"preset {preset}"),
-                         preset=preset)
+        values = {**get_preset(preset).params, **(sized or {})}
+        config = replace(_apply(config, values, f"preset {preset}"), preset=preset)
     config = _apply(config, file_values, f"--config {config_file}")
     config = _apply(config, overrides, "--set")
     validate(config)
@@ -217,10 +226,13 @@ def validate(config: TrainConfig) -> None:
     if config.select_metric not in SELECT_METRICS:
         raise UserError(f"setting select_metric={config.select_metric}: choose one of "
                         f"{', '.join(SELECT_METRICS)}")
-    for key, choices in (("temporal", TEMPORAL_MODELS), ("protocol", PROTOCOLS)):
+    for key, choices in (("temporal", TEMPORAL_MODELS), ("protocol", PROTOCOLS),
+                         ("select_by", SELECT_BY), ("direction_init", DIRECTION_INITS)):
         if getattr(config, key) not in choices:
             raise UserError(f"setting {key}={getattr(config, key)}: choose one of "
                             f"{', '.join(choices)}")
+    if config.lambda_rank < 0:
+        raise UserError(f"setting lambda_rank={config.lambda_rank} must be >= 0")
     if config.cache not in CACHE_MODES:
         raise UserError(f"setting cache={config.cache}: choose one of {', '.join(CACHE_MODES)}")
     if config.lr <= 0 or config.warmup_epochs < 0 or config.weight_decay < 0:

@@ -12,6 +12,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+OUTPUTS = ("p_anomaly", "class_probs", "S")       # what predict_videos yields per video
+
 
 def grid_rows(n_rows: int, num_segments: int, seg_length: int) -> np.ndarray:
     """(k, N, L) row indices (modulo T) of the interleaved grids covering a video."""
@@ -35,8 +37,9 @@ def predict_videos(model, videos: Iterable, device=None,
                    grid_batch: int = 64) -> Iterator[dict[str, np.ndarray]]:
     """Score videos one after another, batching the grids of several short videos together.
 
-    videos: iterable of (T, D) arrays. Yields, per video in order, ``p_anomaly`` (T,) and
-    ``class_probs`` (T, C). ``model`` must be in eval mode (BatchNorm running statistics).
+    videos: iterable of (T, D) arrays. Yields, per video in order, ``p_anomaly`` (T,),
+    ``class_probs`` (T, C) and the selector's ``S`` (T, C-1). ``model`` must be in eval mode
+    (BatchNorm running statistics).
     """
     device = device or next(model.parameters()).device
     pending: list[tuple[int, torch.Tensor]] = []           # (T, grids (k, N, L, D)) waiting
@@ -44,17 +47,18 @@ def predict_videos(model, videos: Iterable, device=None,
 
     def flush():
         windows = torch.cat([g for _, g in pending])       # (sum k, N, L, D)
-        s, p = [], []
+        parts = {key: [] for key in OUTPUTS}
         for a in range(0, len(windows), grid_batch):
             out = model(windows[a:a + grid_batch])
-            s.append(out["p_anomaly"])
-            p.append(out["class_probs"])
-        s, p = torch.cat(s), torch.cat(p)
+            for key in OUTPUTS:
+                if key in out:                             # S: not from every stand-in model
+                    parts[key].append(out[key])
+        joined = {key: torch.cat(chunks) for key, chunks in parts.items() if chunks}
         start = 0
         for n_rows, grids in pending:
             k = len(grids)
-            yield {"p_anomaly": _ungrid(s[start:start + k], n_rows).cpu().numpy(),
-                   "class_probs": _ungrid(p[start:start + k], n_rows).cpu().numpy()}
+            yield {key: _ungrid(value[start:start + k], n_rows).cpu().numpy()
+                   for key, value in joined.items()}
             start += k
 
     for x in videos:

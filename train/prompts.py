@@ -4,6 +4,8 @@ Each class c reads ``[SOS] ctx_1 ... ctx_8 <class name> . [EOS]``: 8 learnable c
 vectors (init N(0, 0.02)) replace the placeholder words, the class-name tokens and the
 period keep CLIP's frozen token embeddings. CLIP's text transformer runs frozen; its text
 projection (a copy of CLIP's, initialised from it) is trainable. Output T: (C, D).
+With ``direction_init=data`` a trainable per-class shift is added to T (:meth:`add_shift`),
+so the directions start from the training data; without it T is the paper's.
 """
 from __future__ import annotations
 
@@ -104,7 +106,12 @@ class PromptLearner(nn.Module):
         self.text_projection = nn.Linear(proj.shape[1], proj.shape[0], bias=False)
         with torch.no_grad():
             self.text_projection.weight.copy_(proj.float())
+        self.shift = None                                                    # (C, D) or None
         self.to(device)             # ctx and projection beside the frozen tower (CUDA or CPU)
+
+    def add_shift(self, shift: torch.Tensor) -> None:
+        """Add a trainable (C, D) offset to T, starting at ``shift``."""
+        self.shift = nn.Parameter(shift.to(self.ctx.device, torch.float32).clone())
 
     def forward(self) -> torch.Tensor:
         # -> T (C, D)
@@ -112,4 +119,5 @@ class PromptLearner(nn.Module):
         suffix = self.token_embeds[:, 1 + self.n_ctx:]                       # (C, S-1-n_ctx, W)
         embeds = torch.cat([prefix, self.ctx, suffix], dim=1)               # (C, S, W)
         pooled = self.encoder(embeds, self.eos_positions)                    # (C, W)
-        return self.text_projection(pooled)                                  # (C, D)
+        text = self.text_projection(pooled)                                  # (C, D)
+        return text if self.shift is None else text + self.shift

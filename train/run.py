@@ -26,9 +26,11 @@ from features.errors import UserError
 from features.store import atomic_write, open_store
 
 from . import resume
-from .centroid import normal_centroid
+from .centroid import class_contrasts, normal_centroid
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
+from .diagnose import chance_warning
+from .directions import data_shift
 from .losses import TERMS, anomaly_clip_loss
 from .model import AnomalyCLIP
 from .presets import check_classes, get_preset
@@ -87,7 +89,8 @@ def select_key(name: str, video_level: bool) -> str:
 
 def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCLIP:
     """The untrained model of a run: centroid of the normal training videos, CoOp prompts
-    over the store's CLIP text tower, freshly initialised temporal model (seeded)."""
+    over the store's CLIP text tower (shifted towards the training data's class contrasts
+    with ``direction_init`` data / text+data), freshly initialised temporal model (seeded)."""
     model_id = config.text_model or store.attrs["model_id"]
     tower = load_text_tower(model_id, store.attrs.get("model_sha256"), device, store.path)
     if tower.clip.embed_dim != store.embed_dim:
@@ -99,6 +102,15 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
                                       "video_id"])
     centroid = normal_centroid(store, normal_ids)
     prompts = PromptLearner(tower, split.class_names, config.n_ctx, config.ctx_init_std)
+    if config.direction_init != "text":
+        anomaly = [c for c in split.class_names if c != split.normal_class]
+        contrasts = class_contrasts(store, dict(zip(split.train["video_id"],
+                                                    split.train["class_name"])),
+                                    anomaly, split.normal_class)
+        with torch.no_grad():
+            prompts.add_shift(data_shift(prompts(), centroid.to(prompts.ctx.device),
+                                         contrasts.to(prompts.ctx.device), split.normal_index,
+                                         keep_text=config.direction_init == "text+data"))
     return AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
                        config.num_segments, config.seg_length, config.width, config.depth,
                        config.heads, config.concat_selector, centroid, prompts,
@@ -176,13 +188,14 @@ def make_loader(split: Split, source, config: TrainConfig, device: torch.device)
 
 
 def train_step(model: AnomalyCLIP, optimizer, schedule, x: torch.Tensor, y: torch.Tensor,
-               config: TrainConfig, generator: torch.Generator) -> dict:
+               config: TrainConfig, generator: torch.Generator,
+               select_by: str = "selector") -> dict:
     """One optimisation step on a batch: x (B, N, L, D) windows, y (B,) class indices."""
     device = model.centroid.device
     x = x.to(device, non_blocking=True).float()                      # (B, N, L, D) fp32
     y = y.to(device)
     out = model(x)
-    loss, terms = anomaly_clip_loss(out, y, model.normal_index, config, generator)
+    loss, terms = anomaly_clip_loss(out, y, model.normal_index, config, generator, select_by)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -231,6 +244,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     best_value, best_epoch, best, last_val = done.best_value, done.best_epoch, done.best, \
         done.last_val
     t0 -= done.seconds                          # time_s counts the earlier processes too
+    diagnosed = done.epoch > config.warmup_epochs   # judged by the process that ran warm-up
     if done.epoch:
         log.info("resuming %s from epoch %d of %d (epochs 1-%d restored from %s)", out_dir,
                  done.epoch + 1, config.epochs, done.epoch, resume.STATE)
@@ -245,13 +259,14 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         batches.set_epoch(epoch)
         sums = dict.fromkeys(("loss",) + TERMS, 0.0)
         lr = optimizer.param_groups[0]["lr"]          # at the epoch's first step
+        select_by = config.select_by if epoch > config.warmup_epochs else "selector"
         for x, y in loader:
-            terms = train_step(model, optimizer, schedule, x, y, config, generator)
+            terms = train_step(model, optimizer, schedule, x, y, config, generator, select_by)
             value = sum(terms.values())
             step_losses.append(value)
             sums["loss"] += value
             for k, v in terms.items():
-                sums[k] += v
+                sums[k] = sums.get(k, 0.0) + v
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", **last_val)
         row = {"epoch": epoch, "step": epoch * steps, "lr": lr,
@@ -264,6 +279,11 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
             row.update({f"val_{k}": v for k, v in metrics.items()})
             score = metrics[key]
             last_val = {f"val_{key}": f"{score:.3f}"}
+            if not diagnosed and (epoch > config.warmup_epochs or epoch == config.epochs):
+                diagnosed = True                     # judged once, at the end of warm-up
+                warning = chance_warning(metrics, epoch)
+                if warning:
+                    log.warning("%s: %s", out_dir.name, warning)
             if math.isnan(score) and best_epoch is None:
                 log.warning("validation %s is undefined (one class only among the validation "
                             "videos): keeping the latest epoch", key)

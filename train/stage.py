@@ -15,9 +15,9 @@ from features.errors import UserError
 from features.store import open_store
 
 from . import resume
-from .config import FIELDS, TrainConfig, build_config, coerce, read_value
-from .presets import PRESETS, check_classes, get_preset
-from .protocol import run_split
+from .config import FIELDS, TrainConfig, build_config, coerce, read_config_file, read_value
+from .presets import CUSTOM, PAPER_PRESETS, check_classes, custom_schedule, get_preset
+from .protocol import run_split, steps_per_epoch
 from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
 
 log = logging.getLogger("pipeline")
@@ -70,9 +70,43 @@ def parse_sweep(items) -> dict:
     return grid
 
 
-def _infer_preset(store) -> str | None:
+def _infer_preset(store, protocol: str) -> str | None:
+    """The store's dataset when it is one of the paper's; else the custom preset, or, under
+    the reference protocol (the method exactly as published), none (UCF-Crime's numbers
+    without the class check)."""
     dataset = store.attrs.get("dataset")
-    return dataset if dataset in PRESETS else None
+    if dataset in PAPER_PRESETS:
+        return dataset
+    return None if protocol == "reference" else CUSTOM
+
+
+def resolve_config(features, preset: str | None = None, config_file=None,
+                   settings: dict | None = None) -> TrainConfig:
+    """The configuration :func:`train` runs with: ``preset`` (default: see
+    :func:`_infer_preset`), the config file and the settings. The custom preset's epochs
+    are sized to the store's training split (after carving validation) unless the settings
+    fix them; its warm-up and validation interval follow the epochs."""
+    overrides = dict(settings or {})
+    if preset is None and "preset" not in overrides:
+        protocol = build_config(None, config_file, overrides).protocol
+        with open_store(features) as store:
+            preset = _infer_preset(store, protocol)
+        if preset:
+            log.info("using preset %s (%s)", preset, "the store's dataset" if preset != CUSTOM
+                     else "the store's dataset is not a paper preset")
+    config = build_config(preset, config_file, overrides)
+    if config.preset != CUSTOM:
+        return config
+    with open_store(features) as store:
+        split = run_split(store, config)
+    abnormal = int((split.train["class_name"] != split.normal_class).sum())
+    steps = config.steps_per_epoch or steps_per_epoch(
+        abnormal, len(split.train) - abnormal, config.batch_size // 2, config.protocol)
+    given = {**(read_config_file(config_file) if config_file else {}), **overrides}
+    sized = custom_schedule(steps, config.epochs if "epochs" in given else None)
+    log.info("custom preset: %d steps per epoch -> %d epochs, lr %g", steps, sized["epochs"],
+             config.lr)
+    return build_config(config.preset, config_file, overrides, sized=sized)
 
 
 def preflight(features: Path, config: TrainConfig) -> None:
@@ -101,12 +135,7 @@ def train(features=None, preset: str | None = None, config_file=None,
                        ("protocol", protocol)):
         if value is not None:
             overrides[key] = value
-    if preset is None and "preset" not in overrides:
-        with open_store(features) as store:
-            preset = _infer_preset(store)
-        if preset:
-            log.info("using preset %s (the store's dataset)", preset)
-    config = build_config(preset, config_file, overrides)
+    config = resolve_config(features, preset, config_file, overrides)
     preflight(features, config)
     grid = sweep or {}
     specs = plan_runs(config, features, out, seeds, grid)

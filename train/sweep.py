@@ -145,7 +145,9 @@ def _workers_per_host(client) -> int:
 
 def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
              n_workers: int | None = None, retries: int = 1, progress: bool = True) -> list[dict]:
-    """Run ``specs`` as Dask futures; one result dict per spec (``error`` set on failure)."""
+    """Run ``specs`` as Dask futures; one result dict per spec (``error`` set on failure).
+
+    ``features``: the store of every run, or a list with one store per spec."""
     from distributed import Client, as_completed
     from tqdm import tqdm
 
@@ -154,10 +156,11 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
     results = {}
     try:
         share = 0.4 / _workers_per_host(client)     # runs on one machine share its RAM
-        futures = {client.submit(_run_task, str(Path(features).resolve()),
+        stores = features if isinstance(features, list) else [features] * len(specs)
+        futures = {client.submit(_run_task, str(Path(f).resolve()),
                                  s.config.to_dict(), str(s.run_dir.resolve()), threads, share,
                                  key=f"train-{s.name}", retries=retries, pure=False): s
-                   for s in specs}
+                   for f, s in zip(stores, specs)}
         bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
         for future in as_completed(futures):
             spec = futures[future]

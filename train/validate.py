@@ -10,6 +10,15 @@ repeated to frames), an approximation whose metrics are named with ``_videolabel
 video-level label. On synthetic data it tracked the true frame AUC where the
 ``_videolabel`` frame AUC did not (it penalises a model that keeps the normal parts of
 abnormal videos low), so ``select_metric=auto`` selects on it when intervals are missing.
+
+Recognition: ``video_top1_accuracy``, the share of abnormal videos whose top class (the
+definition of ``evaluate.metrics``) is their class. Whether the MIL selection is
+informative, i.e. whether the segments training learns from are the anomalous ones:
+``selector_auc`` is the frame AUC of max_c S (what picks a normal video's top-k), and
+``selector_video_auc`` the mean over classes c of the AUC of a video's highest
+segment-long mean of S_c, class-c videos against normal ones (what picks an abnormal
+video's top-k; needs no intervals). Both sit near 0.5 when CLIP's text does not point at
+the anomalies.
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from evaluate.metrics import top1_accuracy, video_class_scores
 from features.store import frame_labels
 
 from .inference import predict_videos
@@ -46,30 +56,41 @@ def score_split(model, source, meta: pd.DataFrame, frame_index: dict, class_name
     """Metrics of ``model`` (eval mode) on the videos of ``meta`` (rows of store.metadata()).
 
     ``source.video(i)`` returns video i's (T, D) rows, in ``meta`` order; ``frame_index``
-    maps video_id -> its native frame index per row. Keys: auc, ap, mauc, each with the
-    ``_videolabel`` suffix when video-level labels were used, and video_auc; NaN when
-    undefined.
+    maps video_id -> its native frame index per row. Keys: auc, ap, mauc, selector_auc,
+    each with the ``_videolabel`` suffix when video-level labels were used, and video_auc,
+    video_top1_accuracy, selector_video_auc; NaN when undefined.
     """
     video_level = uses_video_labels(meta, normal_class)
-    ys, ss, ps, cls, video_y, video_max = [], [], [], [], [], []
+    ys, ss, ps, sel, cls, video_y, video_max = [], [], [], [], [], [], []
+    peaks, truth, predicted = [], [], []
     outputs = predict_videos(model, (source.video(i) for i in range(len(meta))), device)
     for row, out in zip(meta.itertuples(index=False), outputs):
         y = row_labels(row, frame_index[row.video_id], video_level, normal_class)
         ys.append(y)
         ss.append(out["p_anomaly"])
         ps.append(out["class_probs"])
+        sel.append(out["S"].max(-1))
         cls.append(np.full(len(y), class_names.index(row.class_name)))
         video_y.append(int(row.class_name != normal_class))
         video_max.append(float(out["p_anomaly"].max()))
-    y, s, p, c = (np.concatenate(a) for a in (ys, ss, ps, cls))
+        peaks.append(segment_peaks(out["S"], model.seg_length))
+        if row.class_name != normal_class:
+            truth.append({row.class_name})
+            predicted.append(video_class_scores(out["class_probs"], class_names,
+                                                normal_class).idxmax())
+    y, s, p, c, m = (np.concatenate(a) for a in (ys, ss, ps, cls, sel))
     suffix = metric_suffix(video_level)
     metrics = {f"auc{suffix}": np.nan, f"ap{suffix}": np.nan, f"mauc{suffix}": np.nan,
-               "video_auc": np.nan}
+               "video_auc": np.nan, "video_top1_accuracy": top1_accuracy(truth, predicted),
+               f"selector_auc{suffix}": np.nan,
+               "selector_video_auc": selector_video_auc(peaks, list(meta["class_name"]),
+                                                        class_names, normal_class)}
     if 0 < sum(video_y) < len(video_y):
         metrics["video_auc"] = float(roc_auc_score(video_y, video_max))
     if 0 < y.sum() < len(y):
         metrics[f"auc{suffix}"] = float(roc_auc_score(y, s))
         metrics[f"ap{suffix}"] = float(average_precision_score(y, s))
+        metrics[f"selector_auc{suffix}"] = float(roc_auc_score(y, m))
     per_class = []
     for k, name in enumerate(class_names):
         if name == normal_class:
@@ -80,3 +101,26 @@ def score_split(model, source, meta: pd.DataFrame, frame_index: dict, class_name
     if per_class:
         metrics[f"mauc{suffix}"] = float(np.mean(per_class))
     return metrics
+
+
+def segment_peaks(S: np.ndarray, seg_length: int) -> np.ndarray:
+    """(T, C-1) selector output of one video -> (C-1,) highest mean of S over ``seg_length``
+    consecutive rows (a training segment), per class."""
+    width = min(seg_length, len(S))
+    csum = np.concatenate([np.zeros((1, S.shape[1])), np.cumsum(S, axis=0, dtype=np.float64)])
+    return ((csum[width:] - csum[:-width]) / width).max(axis=0)
+
+
+def selector_video_auc(peaks: list[np.ndarray], video_classes: list[str],
+                       class_names: list[str], normal_class: str) -> float:
+    """Mean over the anomaly classes present of the AUC of S_c's segment peak, class-c
+    videos against normal videos; NaN without both."""
+    columns = [c for c in class_names if c != normal_class]           # S column order
+    normal = [p for p, c in zip(peaks, video_classes) if c == normal_class]
+    aucs = []
+    for j, name in enumerate(columns):
+        own = [p[j] for p, c in zip(peaks, video_classes) if c == name]
+        if own and normal:
+            labels = [1] * len(own) + [0] * len(normal)
+            aucs.append(roc_auc_score(labels, own + [p[j] for p in normal]))
+    return float(np.mean(aucs)) if aucs else np.nan
