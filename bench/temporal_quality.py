@@ -5,7 +5,7 @@ same settings and seeds, all runs as Dask futures in one ``train(...)`` call (a 
 ``temporal`` x seeds), then scores every run on the test split of its store: frame AUC and
 mAUC (train.validate, the metrics validation uses), mean and spread over seeds.
 
-Two synthetic stores (features/synthetic.py; 48 training videos, 3 anomaly classes):
+Two synthetic stores (samples/synthetic.py; 48 training videos, 3 anomaly classes):
   text-aligned  anomalies move frames towards the CLIP text of their class (the friendly
                 case AnomalyCLIP is built on)
   text-blind    anomalies move frames along random directions
@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, model_path                              # noqa: E402
 from features.store import open_store                                 # noqa: E402
-from features.synthetic import make_synthetic_store                   # noqa: E402
+from samples.synthetic import make_synthetic_store                    # noqa: E402
 from train import train                                               # noqa: E402
 from train.checkpoint import load_run                                 # noqa: E402
-from train.validate import score_split                                # noqa: E402
+from train.validate import validation_metrics                        # noqa: E402
 from train.windows import MemoryRows                                  # noqa: E402
 
 MODELS = ("residual", "reversible")
@@ -46,7 +46,7 @@ def test_metrics(run_dir: Path, store_path: Path) -> dict:
         meta = meta[meta["split"] == "test"].reset_index(drop=True)
         source = MemoryRows(store, list(meta["video_id"]))
         frames = {v: store.frame_index(v) for v in meta["video_id"]}
-        return score_split(model, source, meta, frames, store.class_names, "Normal")
+        return validation_metrics(model, source, meta, frames, store.class_names, "Normal")
 
 
 def fmt(values: list[float]) -> str:

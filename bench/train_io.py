@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from features.clip_loader import resolve_device                      # noqa: E402
 from features.store import open_store                                # noqa: E402
-from features.synthetic import make_synthetic_store                  # noqa: E402
+from samples.synthetic import make_synthetic_store                   # noqa: E402
 from bench.common import OUT, model_path                                 # noqa: E402
 from train.config import build_config                                # noqa: E402
 from train.run import initial_model, make_loader, make_optimizer, train_step  # noqa: E402

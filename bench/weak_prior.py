@@ -1,7 +1,7 @@
 """Learning when CLIP's text prior is weak: AnomalyCLIP against the MIL ranking baseline.
 
 Two synthetic stores in the UCF-Crime formats (13 classes + Normal; 400 training videos of
-which training carves 20% for validation, 120 test videos; features/synthetic.py REGIMES:
+which training carves 20% for validation, 120 test videos; samples/synthetic.py REGIMES:
 short anomalies, three variants per class family, distractor events, shared scenes, the
 offline tiny CLIP): ``text-aligned`` (each anomaly direction at cosine ~0.6 with its class
 text) and ``text-blind`` (the same geometry around directions unrelated to the text). On
@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 from bench.common import OUT, model_path                             # noqa: E402
 from bench.mil_baseline import score_mil, train_mil                  # noqa: E402
 from features.store import NORMAL_CLASS, open_store                  # noqa: E402
-from features.synthetic import REGIMES, make_synthetic_store          # noqa: E402
+from samples.synthetic import REGIMES, make_synthetic_store           # noqa: E402
 
 # The benchmark-sized model, the same for every AnomalyCLIP variant.
 SHAPE = dict(num_segments=16, seg_length=8, width=64, heads=8, device="cpu")
@@ -110,14 +110,14 @@ def novelty_scores(store_path, train_ids) -> dict[str, np.ndarray]:
 def anomaly_clip_metrics(run_dir, store_path) -> dict:
     """Test-split auc, mauc, video_top1_accuracy of a run's kept checkpoint."""
     from train.checkpoint import load_run
-    from train.validate import score_split
+    from train.validate import validation_metrics
     from train.windows import MemoryRows
 
     model, _ = load_run(run_dir)
     test, frames, class_names = test_split(store_path)
     with open_store(store_path) as store:
         source = MemoryRows(store, list(test["video_id"]))
-    m = score_split(model, source, test, frames, class_names, NORMAL_CLASS)
+    m = validation_metrics(model, source, test, frames, class_names, NORMAL_CLASS)
     return {k: m[k] for k in ("auc", "mauc", "video_top1_accuracy")}
 
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import metrics as M  # noqa: E402
+from features import metrics as M  # noqa: E402
 
 CURVE = "#1f4e9c"
 TRUTH = "#f2b134"

@@ -10,8 +10,9 @@ and a re-scoring leaves none of the previous scoring's files behind (evaluate/ou
 
     frame_scores.parquet   one row per native frame (evaluate/tables.py), .csv on request
     videos.csv             one row per video: truth, predicted class, peak score, intervals
-    metrics.json           the metric suite (evaluate/metrics.py), or why it was skipped;
-                           ``files``: every file of this scoring
+    metrics.json           the metric suite (evaluate/summary.py over the definitions of
+                           features/metrics.py), or why it was skipped; ``files``: every file of
+                           this scoring
     per_class.csv          per anomaly class AUC / AP / video accuracy
     summary.png            ROC and precision-recall curves (when labels are known)
     plots/<video_id>.png   score curve, truth shaded, threshold, class probabilities
@@ -29,13 +30,14 @@ from features import paths
 from features.clip_loader import resolve_device
 from features.errors import UserError
 from features.progress import Progress
+from features.metrics import video_class_scores
 from features.store import NORMAL_CLASS, SPLITS, FeatureStore, frame_labels, open_store
 
-from . import metrics as M
 from . import plots, tables
 from .frame_scores import FrameScores, score_videos
 from .intervals import Interval, find_intervals
 from .outputs import OutputFolder
+from .summary import summarize
 
 log = logging.getLogger("pipeline")
 THRESHOLD = 0.5
@@ -96,9 +98,9 @@ def check_compatible(store: FeatureStore, cfg: dict, run_dir: Path) -> list[str]
     if store.n_crops:
         raise UserError(f"{store.path}: embeddings have {store.n_crops} crops per row; the "
                         "model scores one crop: re-import with `pipeline import --crop 0`")
-    if int(cfg["feature_dim"]) != store.embed_dim:
+    if int(cfg["embed_dim"]) != store.embed_dim:
         raise UserError(f"{where}: features are {store.embed_dim}-d, the run was trained on "
-                        f"{cfg['feature_dim']}-d ones; score features of the same CLIP")
+                        f"{cfg['embed_dim']}-d ones; score features of the same CLIP")
     stored, trained = store.attrs.get("model_sha256"), cfg.get("model_sha256")
     if stored and trained and stored != trained:
         raise UserError(
@@ -141,7 +143,7 @@ def _video_row(row, scores: FrameScores, class_names: list[str], found: list[Int
     s = scores.p_anomaly
     pred = normal_class
     if s.max(initial=0) >= THRESHOLD:
-        pred = M.video_class_scores(scores.class_probs, class_names, normal_class).idxmax()
+        pred = video_class_scores(scores.class_probs, class_names, normal_class).idxmax()
     labelled = isinstance(row.class_name, str)
     return {"video_id": row.video_id, "split": row.split if labelled else None,
             "class_name": row.class_name if labelled else None,
@@ -223,7 +225,7 @@ def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, meta: pd.DataFrame, cfg
     info = meta[meta["video_id"].isin(set(labelled["video_id"]))]
     vids = pd.DataFrame({"video_id": info["video_id"], "label": info["label"].astype(int),
                          "class_names_all": info["class_names_all"]})
-    result, per_class = M.summarize(labelled, vids, list(cfg["class_names"]),
+    result, per_class = summarize(labelled, vids, list(cfg["class_names"]),
                                     cfg.get("normal_class", NORMAL_CLASS), THRESHOLD)
     if result["n_anomalous_frames"] in (0, result["n_frames"]):
         notes.append("only one kind of frame (all normal or all anomalous) has labels: "

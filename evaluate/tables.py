@@ -22,7 +22,7 @@ import pandas as pd
 
 from features.safe_write import atomic_write
 
-from .metrics import prob_column
+from .summary import prob_column
 
 TABLE = "frame_scores.parquet"
 METRICS = "metrics.json"

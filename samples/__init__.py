@@ -1,3 +1,3 @@
 """Generated inputs for the demo, the tests and the benchmarks, never read by a stage:
-sample videos with known anomalies (``samples.videos``) and the offline tiny CLIP
-(``samples.tiny_clip``)."""
+sample videos with known anomalies (``samples.videos``), the offline tiny CLIP
+(``samples.tiny_clip``) and labelled synthetic feature stores (``samples.synthetic``)."""

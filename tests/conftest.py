@@ -17,7 +17,7 @@ def tiny_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_store(tiny_clip, tmp_path_factory):
     """Labelled synthetic store: 24+24 train, 8+8 test videos, anomalies along text directions."""
-    from features.synthetic import make_synthetic_store
+    from samples.synthetic import make_synthetic_store
 
     return make_synthetic_store(tmp_path_factory.mktemp("stores") / "synthetic.h5", tiny_clip,
                                 seed=0)

@@ -1,4 +1,5 @@
-"""The metrics suite equals scikit-learn's definitions, on random data and edge cases."""
+"""The metric definitions (features/metrics.py) equal scikit-learn's, on random data and edge cases;
+validation and scoring compute them with the same functions."""
 from __future__ import annotations
 
 import warnings
@@ -6,9 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn import metrics as skm
 
-from evaluate import metrics as M
+from evaluate.summary import summarize
+from features import metrics as M
 
 
 def _cases():
@@ -115,7 +118,7 @@ def test_summarize_pools_frames_and_matches_sklearn():
         ("a1", "Arson", 90, (30, 59), True), ("a2", "Arson", 70, (10, 29), False),
         ("f1", "Fighting", 80, (40, 79), True), ("n1", "Normal", 100, None, True),
         ("n2", "Normal", 60, None, True)])
-    got, table = M.summarize(frames, videos, names)
+    got, table = summarize(frames, videos, names)
     y, s = frames["label"].to_numpy(), frames["p_anomaly"].to_numpy()
     assert got["auc"] == pytest.approx(skm.roc_auc_score(y, s))
     assert got["ap"] == pytest.approx(skm.average_precision_score(y, s))
@@ -129,3 +132,78 @@ def test_summarize_pools_frames_and_matches_sklearn():
     assert arson["n_videos"] == 2 and arson["video_top1_accuracy"] == 0.5
     assert got["mauc"] == pytest.approx(table["auc"].mean())
     assert got["n_frames"] == 400 and got["n_abnormal_videos"] == 3
+
+
+def test_hand_checked_auc_and_ap():
+    y = np.array([0, 1, 0, 1])
+    s = np.array([0.1, 0.4, 0.5, 0.8])
+    # pairs (positive, negative): (.4,.1) (.4,.5)x (.8,.1) (.8,.5) -> 3 of 4 ranked right
+    assert M.roc_auc(y, s) == 0.75 == skm.roc_auc_score(y, s)
+    # ranked .8(+) .5(-) .4(+) .1(-): precision 1 at recall 1/2, 2/3 at recall 1
+    assert M.average_precision(y, s) == pytest.approx((1 + 2 / 3) / 2)
+
+
+class _Echo(torch.nn.Module):
+    """A stand-in model whose rows are its outputs: [p_anomaly, P(class 0..C-1)]."""
+    num_segments, seg_length = 2, 4
+
+    def forward(self, x):                                   # (B, N, L, 1 + C)
+        return {"p_anomaly": x[..., 0], "class_probs": x[..., 1:],
+                "S": x[..., 1:-1]}
+
+
+def _multi_label_split():
+    """Four videos, one frame in two classes' intervals (sx: Shooting and Explosion), a
+    class (Fighting) with no positive frame; scores and class probabilities per frame."""
+    names = ["Arson", "Explosion", "Fighting", "Normal", "Shooting"]
+    videos = [("sx", "Shooting", ["Shooting", "Explosion"], 16, [(4, 9)]),
+              ("ar", "Arson", ["Arson"], 12, [(2, 6)]),
+              ("n1", "Normal", ["Normal"], 14, []), ("n2", "Normal", ["Normal"], 10, [])]
+    rng = np.random.default_rng(5)
+    meta, rows, frames = [], [], []
+    for vid, cls, classes, n, intervals in videos:
+        y = np.zeros(n, int)
+        for a, b in intervals:
+            y[a:b + 1] = 1
+        p = np.clip(0.2 + 0.5 * y + rng.normal(0, 0.15, n), 0.01, 0.99)
+        probs = rng.dirichlet(np.ones(len(names)), size=n)
+        for c in classes:
+            if c != "Normal":                               # the video's classes lead
+                probs[y == 1, names.index(c)] += 0.5
+        probs /= probs.sum(1, keepdims=True)
+        rows.append(np.c_[p, probs])
+        meta.append({"video_id": vid, "class_name": cls, "class_names_all": classes,
+                     "intervals": intervals, "n_frames": n})
+        frames.append(pd.DataFrame({"video_id": vid, "p_anomaly": p, "label": y,
+                                    **{f"p_{c}": probs[:, k] for k, c in enumerate(names)}}))
+    return names, pd.DataFrame(meta), rows, pd.concat(frames, ignore_index=True)
+
+
+def test_validation_and_scoring_metrics_are_the_same_functions():
+    from train.validate import validation_metrics
+
+    names, meta, rows, frames = _multi_label_split()
+    source = type("Rows", (), {"video": staticmethod(lambda i: rows[i])})()
+    index = {v: np.arange(n) for v, n in zip(meta["video_id"], meta["n_frames"])}
+    val = validation_metrics(_Echo(), source, meta, index, names, "Normal", device="cpu")
+    videos = pd.DataFrame({"video_id": meta["video_id"],
+                           "label": (meta["class_name"] != "Normal").astype(int),
+                           "class_names_all": meta["class_names_all"]})
+    scored, table = summarize(frames, videos, names)
+    for key in ("auc", "ap", "mauc", "video_top1_accuracy"):
+        assert val[key] == pytest.approx(scored[key], abs=1e-12), key
+
+    # by hand with scikit-learn: each class one-vs-rest, sx's event frames are positives of
+    # both Shooting and Explosion, Fighting (no positive) is left out of the mean
+    y = frames["label"].to_numpy()
+    in_sx, in_ar = (frames["video_id"] == "sx").to_numpy(), (frames["video_id"] == "ar").to_numpy()
+    by_hand = [skm.roc_auc_score(y * in_sx, frames["p_Shooting"]),
+               skm.roc_auc_score(y * in_sx, frames["p_Explosion"]),
+               skm.roc_auc_score(y * in_ar, frames["p_Arson"])]
+    assert scored["mauc"] == pytest.approx(np.mean(by_hand), abs=1e-12)
+    assert scored["auc"] == pytest.approx(skm.roc_auc_score(y, frames["p_anomaly"]), abs=1e-12)
+    rows_of = table.set_index("class_name")
+    assert rows_of.loc["Explosion", "n_frames"] == 6 == rows_of.loc["Shooting", "n_frames"]
+    assert rows_of.loc["Fighting", "n_frames"] == 0 and np.isnan(rows_of.loc["Fighting", "auc"])
+    peaks = frames.groupby("video_id", sort=False)["p_anomaly"].max()
+    assert val["video_auc"] == pytest.approx(skm.roc_auc_score([1, 1, 0, 0], peaks), abs=1e-12)

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluate import metrics as M
 from evaluate import plots, tables
+from evaluate.summary import summarize
 from evaluate.intervals import find_intervals, runs_above
 
 NAMES = ["Arson", "Fighting", "Normal"]
@@ -72,7 +72,7 @@ def test_figures_are_written(tmp_path):
     found = find_intervals(s, _probs(s, np.full(200, 0.8)), NAMES, 8.0)
     png = plots.video_figure("v", s, _probs(s, np.full(200, 0.8)), NAMES, 8.0,
                              tmp_path / "plots" / "v.png", [(80, 119)], y, "Arson", 0.5, found)
-    got, _ = M.summarize(pd.DataFrame({"video_id": "v", "p_anomaly": s, "label": y,
+    got, _ = summarize(pd.DataFrame({"video_id": "v", "p_anomaly": s, "label": y,
                                        **{f"p_{n}": c for n, c in
                                           zip(NAMES, _probs(s, np.full(200, 0.8)).T)}}),
                          pd.DataFrame({"video_id": ["v"], "label": [1],

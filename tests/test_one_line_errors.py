@@ -84,7 +84,7 @@ def run_dir(tmp_path):
     from train.model import AnomalyCLIP
 
     cfg = {"class_names": CLASSES, "normal_class": "Normal", "normal_index": 2,
-           "feature_dim": 16, "num_segments": 4, "seg_length": 2, "width": 8, "depth": 1,
+           "embed_dim": 16, "num_segments": 4, "seg_length": 2, "width": 8, "depth": 1,
            "heads": 2, "concat_selector": False, "stride": 1, "model_id": "tiny",
            "model_sha256": "0" * 64, "val_videos": ["v1"],
            "config": {"num_segments": 4, "seg_length": 2, "width": 8, "depth": 1, "heads": 2,
@@ -111,7 +111,7 @@ def _edit(key, value):
     (_edit("num_segments", KeyError), "missing key(s) num_segments"),
     (_edit("width", "8"), "width='8' must be a positive integer"),
     (_edit("depth", 0), "depth=0 must be a positive integer"),
-    (_edit("feature_dim", 16.5), "feature_dim=16.5 must be a positive integer"),
+    (_edit("embed_dim", 16.5), "embed_dim=16.5 must be a positive integer"),
     (_edit("class_names", "Arson,Fighting,Normal"), "must be a list of two or more"),
     (_edit("class_names", ["Fighting", "Arson", "Normal"]), "differ from the weights'"),
     (_edit("normal_index", 7), "normal_index=7 must be the position"),

@@ -89,7 +89,7 @@ def test_every_writer_writes_only_declared_names(videos, tiny_clip, synthetic_st
         assert {"fps_assumed", "imported_from", "crop", "n_crops"} <= set(h5.attrs)
 
     # the synthetic store (tests, benchmarks), which builds its attrs by hand
-    _check_declared(synthetic_store, "features/synthetic.py")
+    _check_declared(synthetic_store, "samples/synthetic.py")
 
 
 def test_every_declared_name_is_documented_in_the_readme_and_the_store_docstring():

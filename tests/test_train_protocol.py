@@ -58,7 +58,7 @@ def test_epoch_length_drops_the_last_incomplete_batch_under_the_reference():
 @pytest.fixture(scope="module")
 def val_store(tiny_clip, tmp_path_factory):
     """A store with a val split: 10 + 10 train videos, 4 + 4 val videos."""
-    from features.synthetic import make_synthetic_store
+    from samples.synthetic import make_synthetic_store
 
     return make_synthetic_store(tmp_path_factory.mktemp("protocol") / "s.h5", tiny_clip,
                                 n_train_normal=10, n_train_abnormal=10, n_val_normal=4,

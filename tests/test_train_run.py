@@ -3,6 +3,7 @@ validation carving, HDF5 vs in-memory windows, and the one-line errors."""
 from __future__ import annotations
 
 import json
+import logging
 
 import h5py
 import numpy as np
@@ -21,6 +22,7 @@ from train.config import build_config
 from train.run import initial_model, train_run
 from train.splits import training_split
 from train.stage import train
+from train.sweep import package_version
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_loaded_checkpoint_scores_like_the_trained_model(trained, synthetic_stor
 
 
 def test_store_validation_split_and_hdf5_windows_match_memory(tiny_clip, tmp_path):
-    from features.synthetic import make_synthetic_store
+    from samples.synthetic import make_synthetic_store
 
     store = make_synthetic_store(tmp_path / "s.h5", tiny_clip, n_train_normal=10,
                                  n_train_abnormal=10, n_val_normal=3, n_val_abnormal=3,
@@ -111,7 +113,7 @@ def test_store_validation_split_and_hdf5_windows_match_memory(tiny_clip, tmp_pat
     assert "val_auc" in mem.history.columns
 
 
-def test_cli_train_writes_summary_and_reuses_a_finished_run(synthetic_store, tmp_path):
+def test_cli_train_writes_summary_and_reuses_a_finished_run(synthetic_store, tmp_path, caplog):
     args = ["train", "--features", str(synthetic_store), "--out", str(tmp_path / "runs"),
             "--epochs", "1", "--device", "cpu"]
     for key, value in TINY.items():
@@ -125,9 +127,13 @@ def test_cli_train_writes_summary_and_reuses_a_finished_run(synthetic_store, tmp
     run = find_best_run(tmp_path / "runs")
     assert (run / "model.safetensors").exists()
     mtime = (run / "model.safetensors").stat().st_mtime_ns
-    again = CliRunner().invoke(cli, args)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0
     assert (run / "model.safetensors").stat().st_mtime_ns == mtime    # not retrained
+    reuse = [m for m in caplog.messages if "reusing finished run" in m]
+    assert len(reuse) == 1 and f"version {package_version()}" in reuse[0], caplog.messages
     assert len(pd.read_csv(tmp_path / "runs" / "summary.csv")) == 1
 
 
@@ -241,7 +247,7 @@ def test_error_dim_mismatch_and_cli_prints_one_line(synthetic_store, tmp_path):
 
 
 def test_undefined_validation_metric_keeps_the_latest_epoch(tiny_clip, tmp_path):
-    from features.synthetic import make_synthetic_store
+    from samples.synthetic import make_synthetic_store
 
     store = make_synthetic_store(tmp_path / "s.h5", tiny_clip, n_train_normal=6,
                                  n_train_abnormal=6, n_val_normal=2, n_val_abnormal=0,
@@ -258,7 +264,7 @@ def test_damaged_run_folder_is_a_one_line_error(tmp_path):
     from train.model import AnomalyCLIP
 
     classes = ["Arson", "Normal"]
-    cfg = {"class_names": classes, "normal_index": 1, "feature_dim": 16, "num_segments": 4,
+    cfg = {"class_names": classes, "normal_index": 1, "embed_dim": 16, "num_segments": 4,
            "seg_length": 2, "width": 8, "depth": 1, "heads": 2, "concat_selector": False}
     model = AnomalyCLIP(classes, 1, 16, 4, 2, 8, 1, 2, False, centroid=torch.randn(16))
     save_checkpoint(model, cfg, tmp_path / "ok")
@@ -279,3 +285,23 @@ def test_damaged_run_folder_is_a_one_line_error(tmp_path):
     save_checkpoint(model, {**cfg, "width": 16}, wider)      # config no longer fits the weights
     with pytest.raises(UserError, match="weights do not fit"):
         load_run(wider)
+
+
+def test_train_into_a_log_file_writes_one_line_per_epoch(synthetic_store, tmp_path):
+    """`pipeline train > log 2>&1`: progress on, no terminal: plain lines, no bar frames."""
+    import re
+
+    from tests.processes import cli as run_cli
+
+    args = ["train", "--features", synthetic_store, "--out", tmp_path / "runs",
+            "--epochs", "3", "--device", "cpu"]
+    for key, value in TINY.items():
+        if key != "device":
+            args += ["--set", f"{key}={value}"]
+    proc = run_cli(*args)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "\r" not in out + err
+    epochs = [line for line in err.splitlines() if re.search(r" steps, epoch \d/3, loss ", line)]
+    assert [re.search(r"epoch (\d)/3", line).group(1) for line in epochs] == ["1", "2", "3"], err
+    assert all("lr " in line and "val_" in line and "ETA" in line for line in epochs), epochs

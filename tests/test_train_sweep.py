@@ -7,6 +7,7 @@ import pytest
 from features.errors import UserError
 from tests.train_helpers import TINY
 from train.checkpoint import find_best_run, load_run
+from train import sweep
 from train.config import build_config
 from train.stage import parse_seeds, parse_sweep, train
 from train.sweep import _run_task, plan_runs, write_summary
@@ -54,6 +55,15 @@ def test_grid_times_seeds_plans_distinct_idempotent_runs(synthetic_store, tmp_pa
     done.mkdir(parents=True)
     (done / "result.json").write_text('{"best": {"auc": 0.5}, "select_metric": "auc"}')
     assert _run_task(str(synthetic_store), specs[0].config.to_dict(), str(done), 1)["skipped"]
+
+
+def test_run_name_changes_with_the_package_version(synthetic_store, tmp_path, monkeypatch):
+    """A finished run of an earlier version is not reused: its folder name differs."""
+    base = build_config(overrides=TINY)
+    now = plan_runs(base, synthetic_store, tmp_path)[0].name
+    assert plan_runs(base, synthetic_store, tmp_path)[0].name == now
+    monkeypatch.setattr(sweep, "package_version", lambda: "0.0.1")
+    assert plan_runs(base, synthetic_store, tmp_path)[0].name != now
 
 
 def test_summary_merges_rows_and_marks_best_per_store(tmp_path):

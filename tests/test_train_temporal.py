@@ -142,7 +142,8 @@ def test_recomputing_backward_keeps_less_for_the_backward_pass():
 
 def test_a_run_of_the_earlier_residual_model_still_loads(tmp_path):
     """Runs written before the temporal model was a setting have no `temporal` in their
-    config and a fused qkv projection: they load as the residual model, same outputs."""
+    config, a fused qkv projection and `feature_dim` for `embed_dim`: they load as the
+    residual model, same outputs."""
     torch.manual_seed(0)
     classes = ["Arson", "Normal", "Theft"]
     model = AnomalyCLIP(classes, 1, 16, 4, 2, width=8, depth=1, heads=2, concat_selector=False,
@@ -166,6 +167,7 @@ def test_a_run_of_the_earlier_residual_model_still_loads(tmp_path):
         "concat_selector": False}))
     loaded, cfg = load_run(tmp_path)
     assert loaded.temporal.kind == "residual"
+    assert cfg["embed_dim"] == 16 and "feature_dim" not in cfg     # the old key still loads
     x = torch.randn(3, 4, 2, 16)
     with torch.no_grad():
         np.testing.assert_allclose(loaded(x)["p_anomaly"].numpy(), model(x)["p_anomaly"].numpy())

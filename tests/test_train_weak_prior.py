@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from features.store import open_store
-from features.synthetic import DEFAULT_CLASSES, REGIMES, make_synthetic_store
+from samples.synthetic import DEFAULT_CLASSES, REGIMES, make_synthetic_store
 from tests.train_helpers import TINY, split_metrics
 from train.centroid import class_contrasts, event_contrast
 from train.config import build_config

@@ -10,7 +10,7 @@ TINY = dict(num_segments=8, seg_length=4, width=32, depth=1, heads=4, batch_size
 def split_metrics(model, store_path, split: str = "test") -> dict:
     """Row-level AUC / AP / mAUC of ``model`` (eval mode) on one split, via train.validate."""
     from features.store import open_store
-    from train.validate import score_split
+    from train.validate import validation_metrics
     from train.windows import MemoryRows
 
     with open_store(store_path) as store:
@@ -18,4 +18,5 @@ def split_metrics(model, store_path, split: str = "test") -> dict:
         meta = meta[meta["split"] == split].reset_index(drop=True)
         source = MemoryRows(store, list(meta["video_id"]))
         frames = {v: store.frame_index(v) for v in meta["video_id"]}
-        return score_split(model.eval(), source, meta, frames, store.class_names, "Normal")
+        return validation_metrics(model.eval(), source, meta, frames, store.class_names,
+                                  "Normal")

@@ -46,7 +46,17 @@ def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -
 
 
 # config.json keys that shape the model (the rest describes the run)
-_SHAPE_INTS = ("feature_dim", "num_segments", "seg_length", "width", "depth", "heads")
+_SHAPE_INTS = ("embed_dim", "num_segments", "seg_length", "width", "depth", "heads")
+
+
+# config.json keys renamed since: old name -> today's (runs written before still load)
+_RENAMED = {"feature_dim": "embed_dim"}        # the feature width, ``embed_dim`` as in HDF5
+
+
+def upgrade_run_config(cfg: dict) -> dict:
+    """``cfg`` with the keys of earlier versions renamed to today's (:data:`_RENAMED`)."""
+    return {_RENAMED.get(k, k) if _RENAMED.get(k, k) not in cfg else k: v
+            for k, v in cfg.items()}
 
 
 def check_run_config(cfg: dict, path: Path) -> None:
@@ -96,7 +106,7 @@ def check_run_config(cfg: dict, path: Path) -> None:
 def build_model(cfg: dict) -> AnomalyCLIP:
     """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says (runs
     written before the temporal model was a setting used the residual one)."""
-    return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["feature_dim"],
+    return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["embed_dim"],
                        cfg["num_segments"], cfg["seg_length"], cfg["width"], cfg["depth"],
                        cfg["heads"], cfg["concat_selector"],
                        temporal=cfg.get("temporal", "residual"))
@@ -136,6 +146,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
                         "the run is damaged: train it again or pass another run") from None
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise UserError(f"{run_dir / CONFIG}: not a run config of this tool")
+    cfg = upgrade_run_config(cfg)
     check_run_config(cfg, run_dir / CONFIG)
     model = build_model(cfg)
     try:

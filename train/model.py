@@ -32,7 +32,7 @@ from .temporal import TemporalModel
 
 
 class AnomalyCLIP(nn.Module):
-    def __init__(self, class_names: list[str], normal_index: int, feature_dim: int,
+    def __init__(self, class_names: list[str], normal_index: int, embed_dim: int,
                  num_segments: int, seg_length: int, width: int, depth: int, heads: int,
                  concat_selector: bool, centroid: torch.Tensor | None = None,
                  prompt_learner: PromptLearner | None = None, temporal: str = "reversible"):
@@ -42,12 +42,12 @@ class AnomalyCLIP(nn.Module):
         self.normal_index = normal_index
         self.num_segments, self.seg_length = num_segments, seg_length
         self.concat_selector = concat_selector
-        m = torch.zeros(feature_dim) if centroid is None else centroid.float()
+        m = torch.zeros(embed_dim) if centroid is None else centroid.float()
         self.register_buffer("centroid", m.clone())                         # (D,)
-        self.register_buffer("text_features", torch.zeros(c, feature_dim))  # (C, D) T
+        self.register_buffer("text_features", torch.zeros(c, embed_dim))  # (C, D) T
         self.prompt_learner = prompt_learner
         self.selector = Selector(c - 1)
-        in_dim = feature_dim + (c - 1 if concat_selector else 0)
+        in_dim = embed_dim + (c - 1 if concat_selector else 0)
         self.temporal = TemporalModel(in_dim, width, depth, heads, num_segments, seg_length,
                                       kind=temporal)
         if prompt_learner is not None:

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from features.clip_loader import resolve_device
 from features.errors import UserError
+from features.progress import Progress
 from features.store import atomic_write, open_store
 
 from . import resume
@@ -38,7 +38,7 @@ from .prompts import PromptLearner, load_text_tower
 from .protocol import reference_lr_factor, run_split, steps_per_epoch
 from .report import plot_losses
 from .splits import Split
-from .validate import metric_suffix, score_split, uses_video_labels
+from .validate import metric_suffix, uses_video_labels, validation_metrics
 from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits_in_memory,
                       rows_bytes, window_loader)
 
@@ -138,7 +138,7 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
                       "stride": store.attrs.get("stride"),
                       "model_id": config.text_model or store.attrs["model_id"],
                       "model_sha256": store.attrs.get("model_sha256"),
-                      "feature_dim": store.embed_dim, "dataset": store.attrs.get("dataset")}
+                      "embed_dim": store.embed_dim, "dataset": store.attrs.get("dataset")}
     ident = resume.identity(features, config, split)
     try:
         return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
@@ -164,8 +164,8 @@ def make_sources(store, split: Split, config: TrainConfig, progress: bool = Fals
         log.debug("cache=auto: %.2f GiB of rows -> %s", size / 2**30, mode)
     if mode == "hdf5":
         return HDF5Rows(store.path, train_ids), HDF5Rows(store.path, val_ids)
-    with tqdm(total=len(train_ids) + len(val_ids), desc="caching features", unit="video",
-              disable=not progress, leave=False) as bar:
+    with Progress(len(train_ids) + len(val_ids), "caching features", "video",
+                  None if progress else False, leave=False) as bar:
         return MemoryRows(store, train_ids, bar), MemoryRows(store, val_ids, bar)
 
 
@@ -252,8 +252,9 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         if best_epoch == done.epoch:            # and this epoch's checkpoint may not
             save_checkpoint(model, {**run_config, "best_epoch": best_epoch,
                                     "metrics": _finite(best)}, out_dir)
-    bar = tqdm(total=config.epochs * steps, initial=done.epoch * steps, desc=out_dir.name,
-               unit="step", disable=not progress)
+    # a bar of steps on a terminal, one line per epoch elsewhere (features/progress.py)
+    bar = Progress(config.epochs * steps, out_dir.name, "step", None if progress else False,
+                   every=0, initial=done.epoch * steps)
     for epoch in range(done.epoch + 1, config.epochs + 1):
         model.train()
         batches.set_epoch(epoch)
@@ -274,8 +275,8 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         improved = False
         if len(split.val) and (epoch % config.val_every == 0 or epoch == config.epochs):
             model.eval()
-            metrics = score_split(model, val_src, split.val, val_frames, split.class_names,
-                                  split.normal_class, device)
+            metrics = validation_metrics(model, val_src, split.val, val_frames,
+                                         split.class_names, split.normal_class, device)
             row.update({f"val_{k}": v for k, v in metrics.items()})
             score = metrics[key]
             last_val = {f"val_{key}": f"{score:.3f}"}
@@ -292,6 +293,8 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
                 best_value, best_epoch, best, improved = score, epoch, metrics, True
         row["time_s"] = round(time.time() - t0, 2)
         history.append(row)
+        bar.note(epoch=f"{epoch}/{config.epochs}", loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}",
+                 **last_val)
         # the epoch's state first: every file written after it is rewritten on resume
         resume.save(out_dir, ident, resume.Progress(
             epoch, history, step_losses, best_value, best_epoch, best, last_val,

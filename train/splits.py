@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.datasets.validation import carve_validation as carve_validation_labels
+from features.datasets.validation import carve_validation
 from features.errors import UserError
 from features.store import NORMAL_CLASS
 
@@ -31,12 +31,12 @@ class Split:
         return self.class_names.index(self.normal_class)
 
 
-def carve_validation(train: pd.DataFrame, fraction: float, seed: int):
-    """(train, val) rows: the stratified, seeded carving of
+def split_off_validation(train: pd.DataFrame, fraction: float, seed: int):
+    """(train, val) rows: the training rows split in two by the stratified, seeded carving of
     :func:`features.datasets.validation.carve_validation`, the same draw ``pipeline label
     --val-fraction`` makes, so a store labelled with a val split and a run carving its own
     from the same training videos (same fraction and seed) validate on the same videos."""
-    is_val = carve_validation_labels(train, fraction, seed)["split"] == "val"
+    is_val = carve_validation(train, fraction, seed)["split"] == "val"
     return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
 
 
@@ -74,7 +74,7 @@ def training_split(store, val_fraction: float, val_seed: int) -> Split:
     source = "store"
     if val.empty:
         if val_fraction > 0:
-            train, val = carve_validation(train, val_fraction, val_seed)
+            train, val = split_off_validation(train, val_fraction, val_seed)
             source = "carved"
         else:
             source = "none"

@@ -18,7 +18,8 @@ from . import resume
 from .config import FIELDS, TrainConfig, build_config, coerce, read_config_file, read_value
 from .presets import CUSTOM, PAPER_PRESETS, check_classes, custom_schedule, get_preset
 from .protocol import run_split, steps_per_epoch
-from .sweep import plan_runs, read_result, run_many, summary_rows, write_summary
+from .sweep import (finished_run, plan_runs, read_result, reuse_or_train, run_many,
+                    summary_rows, write_summary)
 
 log = logging.getLogger("pipeline")
 
@@ -37,7 +38,7 @@ class TrainSummary:
         lines.append(f"summary: {self.summary_path}")
         lines.append(f"best run: {self.best_run}" if self.best_run else
                      "best run: none (runs without validation, e.g. --protocol reference, are "
-                     "not ranked against each other; score one with --checkpoint RUN_DIR)")
+                     "not ranked against each other; score one with --run RUN_DIR)")
         return "\n".join(lines)
 
 
@@ -140,11 +141,11 @@ def train(features=None, preset: str | None = None, config_file=None,
     grid = sweep or {}
     specs = plan_runs(config, features, out, seeds, grid)
     if len(specs) == 1 and not scheduler:
-        results = [_run_here(features, specs[0], progress)]
+        results = [reuse_or_train(features, specs[0].config, specs[0].run_dir, progress)]
     else:
         log.info("%d runs on Dask (%s)", len(specs), scheduler or "LocalCluster")
         for spec in specs:
-            saved = resume.saved_epoch(spec.run_dir) if read_result(spec.run_dir) is None else 0
+            saved = resume.saved_epoch(spec.run_dir) if finished_run(spec.run_dir) is None else 0
             if saved:
                 log.info("resuming %s from epoch %d of %d", spec.run_dir, saved + 1,
                          spec.config.epochs)
@@ -173,15 +174,3 @@ def _interrupted(specs) -> str:
                      + (", ..." if len(started) > 3 else "") + ")")
     return ("; ".join(parts) + "; the same command keeps the finished runs and resumes the "
             "others from their last saved epoch")
-
-
-def _run_here(features: Path, spec, progress: bool) -> dict:
-    from .run import train_run
-
-    done = read_result(spec.run_dir)
-    if done is not None:
-        log.info("%s: already trained with this configuration and store; reusing it",
-                 spec.run_dir)
-        return done
-    train_run(features, spec.config, spec.run_dir, progress=progress)
-    return read_result(spec.run_dir)

@@ -1,10 +1,12 @@
 """Many runs at once: seeds x a parameter grid as Dask futures, gathered into summary.csv.
 
 Each run is one task ``_run_task(features, config, run_dir)`` that receives paths, never
-arrays. A run is idempotent: its folder name is derived from its full configuration and the
-store's identity, and a folder with ``result.json`` is returned as is, so a retried or
-re-submitted run never trains twice. A task that raises is retried (``retries``); a worker
-that dies has its task rescheduled by the scheduler (Dask's ``allowed-failures``).
+arrays. A run is idempotent: its folder name is derived from its full configuration, the
+store's identity and this package's version, and a folder with ``result.json`` is returned
+as is (:func:`reuse_or_train`, the one place that decides), so a retried or re-submitted run
+never trains twice, while the same command after an upgrade trains anew. A task that raises
+is retried (``retries``); a worker that dies has its task rescheduled by the scheduler
+(Dask's ``allowed-failures``).
 """
 from __future__ import annotations
 
@@ -19,13 +21,20 @@ from pathlib import Path
 
 import pandas as pd
 
+import features
 from features.errors import UserError
+from features.progress import Progress
 from features.store import atomic_write
 
 from .config import TrainConfig
 
 log = logging.getLogger("pipeline")
 RESULT = "result.json"
+
+
+def package_version() -> str:
+    """This project's installed version (pyproject's ``version``), part of every run hash."""
+    return features.__version__
 
 
 @dataclass
@@ -48,9 +57,11 @@ def _slug(value) -> str:
 
 
 def run_name(config: TrainConfig, varied: dict, features: str | Path) -> str:
-    """``<preset>_<key>=<value>..._seed<S>_<hash>``; the hash covers config and store."""
+    """``<preset>_<key>=<value>..._seed<S>_<hash>``; the hash covers the config, the store
+    and the package version (a run of an earlier version is not reused)."""
     digest = hashlib.sha1((json.dumps(config.to_dict(), sort_keys=True, default=str)
-                           + store_identity(features)).encode()).hexdigest()[:8]
+                           + store_identity(features) + package_version()).encode()
+                          ).hexdigest()[:8]
     parts = [config.preset or "custom"] + [f"{k}={_slug(v)}" for k, v in varied.items()]
     return "_".join(parts + [f"seed{config.seed}", digest])
 
@@ -84,6 +95,31 @@ def read_result(run_dir: str | Path) -> dict | None:
     return body
 
 
+def finished_run(run_dir: str | Path, announce: bool = True) -> dict | None:
+    """The result of a run that has finished (marked ``skipped``), saying so in one line;
+    None when it has not."""
+    done = read_result(run_dir)
+    if done is None:
+        return None
+    if announce:
+        log.info("reusing finished run %s (same settings, features and version %s); delete "
+                 "it or change a setting to train again", run_dir, package_version())
+    return {**done, "skipped": True}
+
+
+def reuse_or_train(features, config: TrainConfig, run_dir: str | Path, progress: bool,
+                   memory_share: float = 0.4, announce: bool = True) -> dict:
+    """Reuse a finished run or train it: the result of ``run_dir``, trained (or resumed)
+    first when it has not finished. Both a single run here and a Dask task call this."""
+    done = finished_run(run_dir, announce)
+    if done is not None:
+        return done
+    from .run import train_run
+
+    train_run(features, config, run_dir, progress=progress, memory_share=memory_share)
+    return read_result(run_dir)
+
+
 def _pick_device(device: str) -> str:
     """On a worker with several GPUs, spread runs over them by worker name."""
     import torch
@@ -100,19 +136,15 @@ def _pick_device(device: str) -> str:
 
 def _run_task(features: str, config: dict, run_dir: str, threads: int | None,
               memory_share: float = 0.4) -> dict:
-    """Runs on a Dask worker: train one run (or return its finished result)."""
-    done = read_result(run_dir)
-    if done is not None:
-        return {**done, "skipped": True}
-    import torch
-
-    from .run import train_run
-
+    """Runs on a Dask worker: train one run (or return its finished result, announced by
+    the caller before submitting)."""
     if threads:
+        import torch
+
         torch.set_num_threads(threads)
     config = TrainConfig(**{**config, "device": _pick_device(config["device"])})
-    train_run(features, config, run_dir, progress=False, memory_share=memory_share)
-    return read_result(run_dir)
+    return reuse_or_train(features, config, run_dir, progress=False,
+                          memory_share=memory_share, announce=False)
 
 
 def _cluster(n_runs: int, n_workers: int | None):
@@ -149,7 +181,6 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
 
     ``features``: the store of every run, or a list with one store per spec."""
     from distributed import Client, as_completed
-    from tqdm import tqdm
 
     cluster, threads = (None, None) if scheduler else _cluster(len(specs), n_workers)
     client = Client(scheduler) if scheduler else Client(cluster)
@@ -161,7 +192,7 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
                                  s.config.to_dict(), str(s.run_dir.resolve()), threads, share,
                                  key=f"train-{s.name}", retries=retries, pure=False): s
                    for f, s in zip(stores, specs)}
-        bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
+        bar = Progress(len(specs), "runs", "run", None if progress else False)
         for future in as_completed(futures):
             spec = futures[future]
             try:

@@ -1,4 +1,5 @@
-"""Validation during training: frame AUC, AP and mAUC on the validation videos (sklearn).
+"""Validation during training: frame AUC, AP and mAUC on the validation videos, with the
+definitions of ``features/metrics.py`` (the ones scoring reports).
 
 Row-level (one label per stored row, i.e. per stride-th native frame); the full metric
 suite on native frames lives in ``evaluate/``. Labels: a row is anomalous when its native
@@ -12,7 +13,7 @@ video-level label. On synthetic data it tracked the true frame AUC where the
 abnormal videos low), so ``select_metric=auto`` selects on it when intervals are missing.
 
 Recognition: ``video_top1_accuracy``, the share of abnormal videos whose top class (the
-definition of ``evaluate.metrics``) is their class. Whether the MIL selection is
+definition of ``features.metrics``) is one of their classes. Whether the MIL selection is
 informative, i.e. whether the segments training learns from are the anomalous ones:
 ``selector_auc`` is the frame AUC of max_c S (what picks a normal video's top-k), and
 ``selector_video_auc`` the mean over classes c of the AUC of a video's highest
@@ -24,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
-
-from evaluate.metrics import top1_accuracy, video_class_scores
+from features.metrics import (average_precision, class_table, class_targets,
+                              mean_over_present, roc_auc, top1_accuracy, video_auc,
+                              video_class_scores)
 from features.store import frame_labels
 
 from .inference import predict_videos
@@ -51,18 +52,21 @@ def metric_suffix(video_level: bool) -> str:
     return "_videolabel" if video_level else ""
 
 
-def score_split(model, source, meta: pd.DataFrame, frame_index: dict, class_names: list[str],
-                normal_class: str, device=None) -> dict[str, float]:
+def validation_metrics(model, source, meta: pd.DataFrame, frame_index: dict,
+                       class_names: list[str], normal_class: str, device=None) -> dict[str, float]:
     """Metrics of ``model`` (eval mode) on the videos of ``meta`` (rows of store.metadata()).
 
     ``source.video(i)`` returns video i's (T, D) rows, in ``meta`` order; ``frame_index``
     maps video_id -> its native frame index per row. Keys: auc, ap, mauc, selector_auc,
     each with the ``_videolabel`` suffix when video-level labels were used, and video_auc,
-    video_top1_accuracy, selector_video_auc; NaN when undefined.
+    video_top1_accuracy, selector_video_auc; NaN when undefined. mAUC is multi-label: an
+    anomalous row is a positive of every class in its video's ``class_names_all``.
     """
     video_level = uses_video_labels(meta, normal_class)
-    ys, ss, ps, sel, cls, video_y, video_max = [], [], [], [], [], [], []
+    ys, ss, ps, sel, vids, video_y, video_scores = [], [], [], [], [], [], []
     peaks, truth, predicted = [], [], []
+    classes_of = {row.video_id: list(getattr(row, "class_names_all", None) or [row.class_name])
+                  for row in meta.itertuples(index=False)}
     outputs = predict_videos(model, (source.video(i) for i in range(len(meta))), device)
     for row, out in zip(meta.itertuples(index=False), outputs):
         y = row_labels(row, frame_index[row.video_id], video_level, normal_class)
@@ -70,37 +74,25 @@ def score_split(model, source, meta: pd.DataFrame, frame_index: dict, class_name
         ss.append(out["p_anomaly"])
         ps.append(out["class_probs"])
         sel.append(out["S"].max(-1))
-        cls.append(np.full(len(y), class_names.index(row.class_name)))
+        vids.append(np.full(len(y), row.video_id, dtype=object))
         video_y.append(int(row.class_name != normal_class))
-        video_max.append(float(out["p_anomaly"].max()))
+        video_scores.append(out["p_anomaly"])
         peaks.append(segment_peaks(out["S"], model.seg_length))
         if row.class_name != normal_class:
-            truth.append({row.class_name})
+            truth.append(set(classes_of[row.video_id]))
             predicted.append(video_class_scores(out["class_probs"], class_names,
                                                 normal_class).idxmax())
-    y, s, p, c, m = (np.concatenate(a) for a in (ys, ss, ps, cls, sel))
+    y, s, p, v, m = (np.concatenate(a) for a in (ys, ss, ps, vids, sel))
+    targets = class_targets(y, v, classes_of, class_names, normal_class)
     suffix = metric_suffix(video_level)
-    metrics = {f"auc{suffix}": np.nan, f"ap{suffix}": np.nan, f"mauc{suffix}": np.nan,
-               "video_auc": np.nan, "video_top1_accuracy": top1_accuracy(truth, predicted),
-               f"selector_auc{suffix}": np.nan,
-               "selector_video_auc": selector_video_auc(peaks, list(meta["class_name"]),
-                                                        class_names, normal_class)}
-    if 0 < sum(video_y) < len(video_y):
-        metrics["video_auc"] = float(roc_auc_score(video_y, video_max))
-    if 0 < y.sum() < len(y):
-        metrics[f"auc{suffix}"] = float(roc_auc_score(y, s))
-        metrics[f"ap{suffix}"] = float(average_precision_score(y, s))
-        metrics[f"selector_auc{suffix}"] = float(roc_auc_score(y, m))
-    per_class = []
-    for k, name in enumerate(class_names):
-        if name == normal_class:
-            continue
-        positive = (y == 1) & (c == k)
-        if 0 < positive.sum() < len(y):
-            per_class.append(roc_auc_score(positive, p[:, k]))
-    if per_class:
-        metrics[f"mauc{suffix}"] = float(np.mean(per_class))
-    return metrics
+    return {f"auc{suffix}": roc_auc(y, s), f"ap{suffix}": average_precision(y, s),
+            f"mauc{suffix}": mean_over_present(
+                class_table(targets, p, class_names, normal_class, ("auc",)), "auc"),
+            "video_auc": video_auc(video_y, video_scores),
+            "video_top1_accuracy": top1_accuracy(truth, predicted),
+            f"selector_auc{suffix}": roc_auc(y, m),
+            "selector_video_auc": selector_video_auc(peaks, list(meta["class_name"]),
+                                                     class_names, normal_class)}
 
 
 def segment_peaks(S: np.ndarray, seg_length: int) -> np.ndarray:
@@ -122,5 +114,5 @@ def selector_video_auc(peaks: list[np.ndarray], video_classes: list[str],
         own = [p[j] for p, c in zip(peaks, video_classes) if c == name]
         if own and normal:
             labels = [1] * len(own) + [0] * len(normal)
-            aucs.append(roc_auc_score(labels, own + [p[j] for p in normal]))
+            aucs.append(roc_auc(labels, own + [p[j] for p in normal]))
     return float(np.mean(aucs)) if aucs else np.nan

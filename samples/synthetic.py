@@ -21,13 +21,13 @@ The defaults are the friendly case (one direction per class exactly along its te
 intervals, no distractors); :data:`REGIMES` names the two benchmark regimes, which differ
 only in whether the event families follow the class text.
 
-The file has the same schema and label contract as an extracted store (``features/store.py``),
-including ``model_id`` / ``model_sha256`` / ``embed_dim`` of the CLIP whose text tower stage
-two loads, so every later stage runs on it unchanged.
+The file has the same schema and label contract as an extracted store (its attributes come
+from the builders of ``features/schema.py``), including ``model_id`` / ``model_sha256`` /
+``embed_dim`` of the CLIP whose text tower stage two loads, so every later stage runs on it
+unchanged.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from pathlib import Path
 from typing import Sequence
@@ -36,8 +36,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .labels import put_slots, write_labels
-from .store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
+from features import schema
+from features.labels import put_slots, write_labels
+from features.store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
 
 DEFAULT_CLASSES = ("Arson", "Fighting", "Road_Accidents")
 # The 13 UCF-Crime anomaly classes (as a custom dataset would name them).
@@ -153,7 +154,7 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
     when above 0 and ``n_scenes`` only when set, so the defaults give the same store as
     before they existed.
     """
-    from .clip_loader import load_clip
+    from features.clip_loader import load_clip
 
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -192,19 +193,17 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
     tmp.parent.mkdir(parents=True, exist_ok=True)
     labels = []
     with h5py.File(tmp, "w") as h5:
-        write_file_attrs(h5, {
-            "model_id": clip.model_id, "model_sha256": clip.fingerprint,
-            "model_revision": clip.revision, "embed_dim": d, "stride": stride,
-            "preprocessing": "synthetic", "decoder": "synthetic", "source": "synthetic",
-            "package_version": "synthetic",
-            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "synthetic": json.dumps({
+        write_file_attrs(h5, schema.file_attrs(
+            source="synthetic", model_id=clip.model_id, model_sha256=clip.fingerprint,
+            model_revision=clip.revision, embed_dim=d, stride=stride,
+            preprocessing="synthetic", decoder="synthetic",
+            synthetic=json.dumps({
                 "seed": seed, "strength": strength, "align_to_text": align_to_text,
                 "text_cos": text_cos, "directions_per_class": directions_per_class,
                 "family_cos": family_cos, "distractor_fraction": distractor_fraction,
                 "distractor_share": list(distractor_share),
                 "scene_spread": scene_spread, "frame_noise": frame_noise, "n_scenes": n_scenes,
-                "interval_share": list(interval_share)})})
+                "interval_share": list(interval_share)})))
         for split, class_name, i in plan:
             video_id = f"{split}_{class_name.lower()}_{i:03d}"
             rows = int(rng.integers(n_rows[0], n_rows[1] + 1))
@@ -224,9 +223,10 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
                 _add_event(x, frame_index, event, strength * rng.uniform(0.7, 1.3) * u)
             write_video(h5, video_id, x.astype(np.float16), frame_index,
                         frame_index * 1000.0 / fps,
-                        {"source_path": f"synthetic/{video_id}.mp4", "fps": fps,
-                         "n_frames": n_frames, "duration_s": n_frames / fps, "stride": stride,
-                         "width": 320, "height": 240, "rotation": 0})
+                        schema.video_attrs(
+                            source_path=f"synthetic/{video_id}.mp4", fps=fps,
+                            n_frames=n_frames, duration_s=n_frames / fps, stride=stride,
+                            width=320, height=240, rotation=0))
             keep = ivs if (split != "train" or train_intervals) else []
             labels.append({"video_id": video_id, "split": split, "class_name": class_name,
                            "intervals": keep})
