@@ -5,6 +5,12 @@ import os
 
 import pytest
 
+# Tests never reach the Hugging Face hub. Set before anything imports huggingface_hub, which
+# reads the variable once, at import: session fixtures (the tiny CLIP) import transformers
+# before any function-scoped fixture runs, and a hub id that is not there then costs ~23 s
+# of retries per test instead of failing at once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory):
