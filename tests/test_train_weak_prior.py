@@ -59,6 +59,12 @@ def test_chance_is_judged_on_the_defined_diagnostics():
     assert "\n" not in line and "epoch 6" in line and "selector_video_auc 0.52" in line
     assert "direction_init=text+data" in line and "When a run sits at chance" in line
     assert chance_warning({"selector_video_auc": 0.9, "video_auc": 0.5}, 6) is None
+    # a run that already starts from the data at lr 1e-3 is told what to look at next
+    custom = build_config("custom")
+    line = chance_warning({"selector_video_auc": 0.52, "video_auc": 0.48}, 6, custom)
+    assert "check the labels" in line and "--preset custom" not in line
+    faithful = build_config("custom", overrides={"direction_init": "text"})
+    assert "--preset custom" in chance_warning({"selector_video_auc": 0.52}, 6, faithful)
 
 
 def test_diagnostics_warn_on_a_text_blind_store_and_not_on_an_aligned_one(regime_stores,

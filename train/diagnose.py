@@ -17,6 +17,10 @@ DIAGNOSTICS = ("selector_video_auc", "video_auc")
 REMEDY = ("start the directions from the data and raise the learning rate (README, 'When a "
           "run sits at chance'): --preset custom, or --set direction_init=text+data "
           "--set lr=1e-3")
+# for a run that already has both: what the README says to look at next
+NEXT = ("check the labels (a class whose videos do not show its event cannot be found) and "
+        "that the normal videos come from the same cameras, or try a --sweep lr=3e-4,1e-3,3e-3 "
+        "(README, 'When a run sits at chance')")
 
 
 def at_chance(metrics: dict) -> bool:
@@ -26,12 +30,18 @@ def at_chance(metrics: dict) -> bool:
     return bool(values) and max(values) < 0.5 + CHANCE_MARGIN
 
 
-def chance_warning(metrics: dict, epoch: int) -> str | None:
-    """The one-line warning for a run at chance after ``epoch``, else None."""
+def chance_warning(metrics: dict, epoch: int, config=None) -> str | None:
+    """The one-line warning for a run at chance after ``epoch``, else None. Its remedy is
+    the custom preset's two changes, or, for a run (``config``) that has them, what next."""
     if not at_chance(metrics):
         return None
     shown = ", ".join(f"{k} {metrics[k]:.2f}" for k in DIAGNOSTICS
                       if metrics.get(k) is not None and not math.isnan(metrics[k]))
     return (f"after warm-up (epoch {epoch}) validation is no better than chance ({shown}): "
             f"the segments the selector picks are not the anomalous ones, so training learns "
-            f"from noise; {REMEDY}")
+            f"from noise; {NEXT if _has_remedy(config) else REMEDY}")
+
+
+def _has_remedy(config) -> bool:
+    return (config is not None and config.direction_init != "text"
+            and config.lr >= 1e-3)

@@ -282,7 +282,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
             last_val = {f"val_{key}": f"{score:.3f}"}
             if not diagnosed and (epoch > config.warmup_epochs or epoch == config.epochs):
                 diagnosed = True                     # judged once, at the end of warm-up
-                warning = chance_warning(metrics, epoch)
+                warning = chance_warning(metrics, epoch, config)
                 if warning:
                     log.warning("%s: %s", out_dir.name, warning)
             if math.isnan(score) and best_epoch is None:
