@@ -88,17 +88,16 @@ def resolve_config(features, preset: str | None = None, config_file=None,
     are sized to the store's training split (after carving validation) unless the settings
     fix them; its warm-up and validation interval follow the epochs."""
     overrides = dict(settings or {})
-    if preset is None and "preset" not in overrides:
-        protocol = build_config(None, config_file, overrides).protocol
-        with open_store(features) as store:
-            preset = _infer_preset(store, protocol)
-        if preset:
-            log.info("using preset %s (%s)", preset, "the store's dataset" if preset != CUSTOM
-                     else "the store's dataset is not a paper preset")
-    config = build_config(preset, config_file, overrides)
-    if config.preset != CUSTOM:
-        return config
-    with open_store(features) as store:
+    config = build_config(preset, config_file, overrides)    # settings checked first
+    with open_store(features) as store:                      # opened once for both questions
+        if preset is None and "preset" not in overrides:
+            preset = _infer_preset(store, config.protocol)
+            if preset:
+                log.info("using preset %s (%s)", preset, "the store's dataset"
+                         if preset != CUSTOM else "the store's dataset is not a paper preset")
+                config = build_config(preset, config_file, overrides)
+        if config.preset != CUSTOM:
+            return config
         split = run_split(store, config)
     abnormal = int((split.train["class_name"] != split.normal_class).sum())
     steps = config.steps_per_epoch or steps_per_epoch(
