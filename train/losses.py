@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 
 TERMS = ("dir_abn", "dir_nor", "topk_abn", "bottomk_abn", "topk_nor", "smooth", "sparse")
-OPTIONAL_TERMS = ("rank",)              # present only when its weight is > 0
 
 
 @dataclass
