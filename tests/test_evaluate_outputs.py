@@ -7,7 +7,8 @@ import pytest
 
 from evaluate import plots, tables
 from evaluate.summary import summarize
-from evaluate.intervals import find_intervals, runs_above
+from evaluate.intervals import find_intervals
+from features.alarms import runs_above
 
 NAMES = ["Arson", "Fighting", "Normal"]
 
