@@ -11,7 +11,8 @@ The end-to-end driver, beside the CLI: it calls every stage's front door in turn
    with ``model=``);
 3. label the store from the manifest (train / val carved from train / test);
 4. train one AnomalyCLIP run with small demo settings (short videos, tiny model);
-5. score the test split: frame table, metrics, per-video plots and ROC / PR curves.
+5. score the test split: frame table, metrics, per-video plots, ROC / PR curves and the
+   interactive report (``scores/test/report.html``).
 
 Everything goes to its own folder (default ``pipeline_out/demo``), the tiny CLIP too
 (``models/tiny-clip``), never into the main feature file; re-running reuses what is there
@@ -55,6 +56,7 @@ class DemoResult:
             f"{'features':<9} {self.features}",
             f"{'run':<9} {self.run}",
             f"{'scores':<9} {self.score.out}  (summary.png: ROC and PR; plots/: one per video)",
+            f"{'report':<9} {self.score.report}  (open it in a browser)",
             f"{'time':<9} {steps}  total {sum(self.seconds.values()):.0f} s"])
 
 

@@ -6,6 +6,7 @@
     import   a feature file from .npy features made elsewhere features.datasets.import_features
     train    AnomalyCLIP runs on a labelled feature file     train.train
     score    scores, metrics, plots: a split or one video    evaluate.score_split, score_video
+    report   the HTML report of a scoring folder, again      evaluate.report.write_report
     demo     all of the above on generated videos            demo.run_demo
 
 Every stage is a plain Python function too (the right-hand column); this file only turns
@@ -83,7 +84,8 @@ def cli(verbose: bool):
     label    attach a dataset's split, classes and intervals to a feature file
     import   build a feature file from features extracted elsewhere (.npy)
     train    train AnomalyCLIP on a labelled feature file (Dask: seeds, sweeps)
-    score    frame scores, metrics and plots of a split, or of one new video
+    score    frame scores, metrics, plots and report.html of a split, or of one new video
+    report   render a scoring folder's interactive HTML report again
     demo     the whole pipeline on generated videos, in its own folder
     Outputs go under ./pipeline_out (or $PIPELINE_WORKDIR), where later commands find them.
     """
@@ -329,8 +331,10 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
 @click.option("--render", is_flag=True,
               help="With --video: also write an mp4 of the frames next to the score curve.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option("--no-thumbnails", "no_thumbnails", is_flag=True,
+              help="Leave the report without frames from the source videos.")
 @user_errors
-def score(features, run, split, video, out, csv, render, device):
+def score(features, run, split, video, out, csv, render, device, no_thumbnails):
     """Frame scores, metrics and plots for a split, or anomalous intervals of one video."""
     from evaluate import score_split, score_video
 
@@ -338,12 +342,28 @@ def score(features, run, split, video, out, csv, render, device):
         if features:
             raise UserError("--video and --features exclude each other: --video extracts "
                             "the file itself")
-        result = score_video(video, run=run, out=out, render=render, csv=csv, device=device)
+        result = score_video(video, run=run, out=out, render=render, csv=csv, device=device,
+                             thumbnails=not no_thumbnails)
     else:
         if render:
             raise UserError("--render works with --video (one video), not with --split")
-        result = score_split(features, run=run, split=split, out=out, csv=csv, device=device)
+        result = score_split(features, run=run, split=split, out=out, csv=csv, device=device,
+                             thumbnails=not no_thumbnails)
     click.echo(result.summary())
+
+
+@cli.command()
+@click.argument("scores_dir", type=click.Path())
+@click.option("--out", type=click.Path(), default=None,
+              help="HTML file to write [default: SCORES_DIR/report.html].")
+@click.option("--no-thumbnails", "no_thumbnails", is_flag=True,
+              help="Leave the report without frames from the source videos.")
+@user_errors
+def report(scores_dir, out, no_thumbnails):
+    """Render the interactive HTML report of a scoring folder again, from its files."""
+    from evaluate.report import summary_line, write_report
+
+    click.echo(summary_line(write_report(scores_dir, out, thumbnails=not no_thumbnails)))
 
 
 @cli.command()

@@ -16,6 +16,7 @@ and a re-scoring leaves none of the previous scoring's files behind (evaluate/ou
     per_class.csv          per anomaly class AUC / AP / video accuracy
     summary.png            ROC and precision-recall curves (when labels are known)
     plots/<video_id>.png   score curve, truth shaded, threshold, class probabilities
+    report.html            one self-contained interactive page of all of it (evaluate/report.py)
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from features.progress import Progress
 from features.metrics import video_class_scores
 from features.store import NORMAL_CLASS, SPLITS, FeatureStore, frame_labels, open_store
 
-from . import plots, tables
+from . import plots, report, tables
 from .frame_scores import FrameScores, score_videos
 from .intervals import Interval, find_intervals
 from .outputs import OutputFolder
@@ -59,6 +60,7 @@ class ScoreResult:
     intervals: dict[str, list[Interval]] = field(default_factory=dict)
     render: Path | None = None
     seconds: float = 0.0
+    report: Path | None = None              # report.html
 
     def summary(self) -> str:
         lines = [f"scored {len(self.videos)} video(s), {len(self.frames):,} frames, with run "
@@ -74,6 +76,8 @@ class ScoreResult:
             lines.append(f"{'plots':<8} {self.plots_dir}/<video_id>.png")
         if self.render is not None:
             lines.append(f"{'video':<8} {self.render}")
+        if self.report is not None:
+            lines.append(f"{'report':<8} {self.report}  (open it in a browser)")
         return "\n".join(lines)
 
 
@@ -235,9 +239,10 @@ def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, meta: pd.DataFrame, cfg
 
 def score_split(features=None, run=None, split: str = "test", out=None, csv: bool = False,
                 device: str = "auto", plots_per_video: bool = True,
-                progress: bool | None = None) -> ScoreResult:
+                progress: bool | None = None, thumbnails: bool = True) -> ScoreResult:
     """Score every video of ``split`` (train | val | test | all) of the store ``features``
-    with ``run`` and write the table, metrics and plots to ``out``."""
+    with ``run`` and write the table, metrics, plots and report to ``out`` (``thumbnails``:
+    the report's frames at alarms and missed intervals, taken from the source videos)."""
     t0 = time.perf_counter()
     if split not in (*SPLITS, "all"):
         raise UserError(f"--split {split}: choose one of {', '.join(SPLITS)}, all")
@@ -266,15 +271,18 @@ def score_split(features=None, run=None, split: str = "test", out=None, csv: boo
                                      labelled["p_anomaly"].to_numpy(), result_metrics,
                                      stage / "summary.png",
                                      f"{split}: {features.name}, run {run_dir.name}")
+        report.render(stage, body=body, frames=frames, videos_table=videos,
+                      report_dir=folder.out, thumbnails=thumbnails)
         files = folder.commit(body)
     return ScoreResult(folder.out, run_dir, split, frames, videos, result_metrics, per_class,
                        files, folder.out / "plots" if plots_per_video else None, notes,
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0, report=folder.out / report.REPORT)
 
 
 # ---------------------------------------------------------------------------- one video
 def score_video(video_path, run=None, out=None, render: bool = False, csv: bool = False,
-                device: str = "auto", progress: bool | None = None) -> ScoreResult:
+                device: str = "auto", progress: bool | None = None,
+                thumbnails: bool = True) -> ScoreResult:
     """Extract one new video with the CLIP recorded in the run, score it, write its table and
     plot (and with ``render`` an mp4 of the frames next to the moving score curve), and find
     its anomalous intervals."""
@@ -317,7 +325,9 @@ def score_video(video_path, run=None, out=None, render: bool = False, csv: bool 
             vid = videos["video_id"].iloc[0]
             render_video(video_path, frames, stage / f"{vid}_scored.mp4", THRESHOLD)
             rendered = out / f"{vid}_scored.mp4"
+        report.render(stage, body=body, frames=frames, videos_table=videos, report_dir=out,
+                      thumbnails=thumbnails)
         files = [f for f in folder.commit(body) if f != rendered]
     return ScoreResult(out, run_dir, "video", frames, videos, None, None, files,
                        out / "plots", notes, found, rendered,
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0, report=out / report.REPORT)
