@@ -479,6 +479,23 @@ def _flat(prefix: str, value) -> list[tuple[str, str]]:
     return [(prefix, _fmt(value))]
 
 
+def _check_alarms_csv(folder: Path, spans: dict[str, list]) -> str | None:
+    """A note when the scoring's alarms.csv (where it writes one) does not list the alarms
+    the rule gives on its frames; None when it agrees or is absent."""
+    path = folder / ALARMS_CSV
+    if not path.is_file():
+        return None
+    try:
+        listed = pd.read_csv(path)["video_id"].astype(str).value_counts().to_dict()
+    except (OSError, ValueError, KeyError, pd.errors.ParserError):
+        return f"{ALARMS_CSV} cannot be read: the alarms shown are the rule's on the frames"
+    ours = {vid: len(s) for vid, s in spans.items() if s}
+    if listed != ours:
+        return (f"{ALARMS_CSV} lists {sum(listed.values())} alarms, the alarm rule gives "
+                f"{sum(ours.values())} on frame_scores.parquet: the page shows the rule's")
+    return None
+
+
 # --------------------------------------------------------------------------- render
 @dataclass
 class Report:
@@ -537,6 +554,10 @@ def render(folder, out=None, *, body: dict | None = None, frames: pd.DataFrame |
         source_note = (f"{len(missing)} source video(s) not found (e.g. {missing[0]}): "
                        "those have no player")
     n_thumbs = _take_thumbnails(videos, sources, spans) if thumbnails else 0
+    notes = list(body.get("notes") or [])
+    disagree = _check_alarms_csv(folder, spans)
+    if disagree:
+        notes.append(disagree)
 
     data = {"classes": anomaly, "colors": [colors[c] for c in anomaly], "normal": normal,
             "rule": rule.to_dict(), "videos": [_video_data(v) for v in videos]}
@@ -549,7 +570,8 @@ def render(folder, out=None, *, body: dict | None = None, frames: pd.DataFrame |
         title=_title(body), run=_run_rows(body, config, scored), rule=rule, rule_source=rule_source,
         metric_rows=_metric_rows(metrics), detection_rows=_detection_rows(body),
         event_rows=_flat("", body["events"]) if isinstance(body.get("events"), dict) else [],
-        notes=body.get("notes") or [], per_class=per_class, worst=_worst(videos, normal),
+        topk_rows=_flat("", body["reference_topk"]) if body.get("reference_topk") else [],
+        notes=notes, per_class=per_class, worst=_worst(videos, normal),
         source_note=source_note, thumbnails=thumbnails,
         overview=overview is not None,
         data=script_json(data), items=script_json({"overview": overview, "timeline": timeline}),
