@@ -126,3 +126,32 @@ def test_pipeline_report_rerenders_a_folder_and_refuses_others_in_one_line(scori
         bad = CliRunner().invoke(cli, args)
         assert bad.exit_code == 2, bad.output
         assert bad.output.startswith("error:") and bad.output.strip().count("\n") == 0
+
+
+def test_decisions_outputs_are_shown_where_the_scoring_has_them(tmp_path):
+    """Issue 18's keys (alarm_rule, detection, events) and alarms.csv, when present."""
+    from features.alarms import find_alarms
+
+    folder = make_scoring_folder(tmp_path / "s", n_videos=4, frames=4 * 300, seed=2,
+                                 metrics=False)
+    body = json.loads((folder / "metrics.json").read_text())
+    rule = AlarmRule(0.4, 0.5, 0.2)
+    body.update(alarm_rule={**rule.to_dict(), "source": "calibration.json (1/h)"},
+                detection={"vadclip": {"iou": [0.1, 0.2], "map": [0.61, 0.52], "avg": 0.565}},
+                events={"alarms": 5, "per_hour": 1.25})
+    (folder / "metrics.json").write_text(json.dumps(body))
+    frames = pd.read_parquet(folder / tables.TABLE)
+    fps = pd.read_csv(folder / tables.VIDEOS).set_index("video_id")["fps"]
+    rows = [{"video_id": vid, "start_frame": a.start_frame}
+            for vid, g in frames.groupby("video_id", sort=False)
+            for a in find_alarms(g["p_anomaly"].to_numpy(), fps[vid], rule)]
+    assert rows
+    pd.DataFrame(rows).to_csv(folder / "alarms.csv", index=False)
+    page = report.write_report(folder).path.read_text(encoding="utf-8")
+    assert _page_data(page)["rule"] == rule.to_dict() and "calibration.json (1/h)" in page
+    assert "detection mAP (vadclip)</td><td>0.5650  (IoU 0.10: 0.610, 0.20: 0.520)" in page
+    assert "alarms: per_hour</td><td>1.2500" in page
+    assert "alarms.csv lists" not in page                 # it agrees with the rule
+    pd.DataFrame(rows[1:]).to_csv(folder / "alarms.csv", index=False)
+    page = report.write_report(folder).path.read_text(encoding="utf-8")
+    assert f"alarms.csv lists {len(rows) - 1} alarms, the alarm rule gives {len(rows)}" in page
