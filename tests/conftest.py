@@ -29,6 +29,23 @@ def synthetic_store(tiny_clip, tmp_path_factory):
                                 seed=0)
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """`pipeline demo` run once per session in its own work directory: (workdir, output).
+    Tests only read it (tests/test_demo.py, tests/test_report_browser.py)."""
+    from click.testing import CliRunner
+
+    from pipeline import cli
+
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_WORKDIR", str(root / "pipeline_out"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        result = CliRunner().invoke(cli, ["demo", "--workdir", str(root / "demo")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return root / "demo", result.output
+
+
 @pytest.fixture(autouse=True)
 def _workdir(tmp_path, monkeypatch):
     """Every test gets its own default work directory (pipeline_out)."""

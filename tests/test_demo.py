@@ -1,5 +1,6 @@
 """The end-to-end demo (generate -> extract -> label -> train -> score) learns, and the trained
-run scores new videos through `pipeline score --video`. One demo run serves every test here."""
+run scores new videos through `pipeline score --video`. One demo run (the session's ``demo``
+fixture, tests/conftest.py) serves every test here and the report's browser tests."""
 from __future__ import annotations
 
 import json
@@ -19,18 +20,6 @@ from pipeline import cli
 from tests.dataset_files import edit_labels
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """`pipeline demo` run once in its own work directory."""
-    root = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PIPELINE_WORKDIR", str(root / "pipeline_out"))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        result = CliRunner().invoke(cli, ["demo", "--workdir", str(root / "demo")])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return root / "demo", result.output
-
-
 def test_demo_learns_and_writes_every_output(demo):
     workdir, output = demo
     scores = workdir / "scores" / "test"
@@ -39,6 +28,8 @@ def test_demo_learns_and_writes_every_output(demo):
     assert m["auc"] >= 0.9, output                  # learning happened (random CLIP features)
     assert m["mauc"] >= 0.8 and m["false_alarm_rate"] <= 0.1, output
     assert f"{m['auc']:.4f}" in output and "summary.png" in output
+    assert f"report    {scores / 'report.html'}" in output          # the demo prints its path
+    assert "report.html" in body["files"] and (scores / "report.html").stat().st_size < 5e6
     manifest = pd.read_csv(workdir / "samples" / "manifest.csv", keep_default_na=False)
     test = manifest[manifest["split"] == "test"]
     frames = pd.read_parquet(scores / "frame_scores.parquet")
@@ -222,7 +213,8 @@ def test_rescoring_leaves_no_stale_output_and_a_failed_one_changes_nothing(demo,
     again = score_split(unlabelled, run=runs, out=out, plots_per_video=False, progress=False)
     assert again.metrics is None and len(again.videos) == 36
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert left == ["frame_scores.parquet", "metrics.json", "my_notes.txt", "videos.csv"]
+    assert left == ["frame_scores.parquet", "metrics.json", "my_notes.txt", "report.html",
+                    "videos.csv"]
     assert json.loads((out / "metrics.json").read_text())["files"] == [
-        "frame_scores.parquet", "videos.csv", "metrics.json"]
+        "frame_scores.parquet", "report.html", "videos.csv", "metrics.json"]
     assert len(pd.read_parquet(out / "frame_scores.parquet")) == 36 * 96
