@@ -69,6 +69,10 @@ def test_score_video_cli_writes_table_plot_intervals_and_render(demo, tmp_path):
     best = max(found, key=lambda iv: iv["peak"])
     assert best["start_frame"] <= end and best["end_frame"] >= start      # overlaps the truth
     assert f"{best['start_s']:.2f}" in result.output
+    page = (out / "report.html").read_text(encoding="utf-8")      # its report plays the file
+    data = json.loads(page.split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    (one,) = data["videos"]
+    assert (out / one["source"]).resolve() == video.resolve() and one["thumbs"]
 
 
 def test_trained_model_aligns_a_stride_3_video_and_skips_metrics_without_labels(demo, tmp_path):
