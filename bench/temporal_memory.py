@@ -5,7 +5,7 @@ Three models on the same batches, a preset's shapes (default ucf-crime: 64 windo
   residual      the model this project used before (plain residual blocks, one conv
                 feed-forward per layer; 5.4 M parameters at E 256)
   reversible    the reference's model (two reversible blocks per layer; 10.1 M), backward
-                by recomputation (train/reversible.py): what training uses
+                by recomputation (train/model/reversible.py): what training uses
   rev-autograd  the same reversible model with plain autograd (every activation kept):
                 what the recomputation saves
 
@@ -40,8 +40,8 @@ from bench.common import OUT, model_path, status_mib                  # noqa: E4
 from features.clip_loader import resolve_device                       # noqa: E402
 from train.config import build_config                                 # noqa: E402
 from train.model import AnomalyCLIP                                   # noqa: E402
-from train.prompts import PromptLearner, load_text_tower              # noqa: E402
-from train.reversible import saved_tensor_bytes                       # noqa: E402
+from train.model.prompts import PromptLearner, load_text_tower              # noqa: E402
+from train.model.reversible import saved_tensor_bytes                       # noqa: E402
 from train.run import make_optimizer, train_step                      # noqa: E402
 
 VARIANTS = ("residual", "reversible", "rev-autograd")

@@ -96,7 +96,7 @@ def frame_auc(labels: dict, scores: dict) -> float:
 
 def novelty_scores(store_path, train_ids) -> dict[str, np.ndarray]:
     """Distance of each test row to the mean row of the normal training videos."""
-    from train.centroid import normal_centroid
+    from train.model.centroid import normal_centroid
 
     test, _, _ = test_split(store_path)
     with open_store(store_path) as store:

@@ -12,11 +12,11 @@ import torch
 from features.store import open_store
 from samples.synthetic import DEFAULT_CLASSES, REGIMES, make_synthetic_store
 from tests.train_helpers import TINY, split_metrics
-from train.centroid import class_contrasts, event_contrast
+from train.model.centroid import class_contrasts, event_contrast
 from train.config import build_config
 from train.diagnose import at_chance, chance_warning
-from train.directions import data_shift, text_directions
-from train.losses import rank_hinge, select_segments
+from train.model.directions import data_shift, text_directions
+from train.model.losses import rank_hinge, select_segments
 from train.presets import CUSTOM, custom_schedule
 from train.run import train_run
 from train.stage import resolve_config

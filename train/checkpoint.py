@@ -20,15 +20,13 @@ from safetensors.torch import load_file, save_file
 from features.errors import UserError
 from features.store import atomic_write
 
-from .config import TEMPORAL_MODELS
-from .model import AnomalyCLIP
+from .model import FROZEN_TOWER, TEMPORAL_MODELS, AnomalyCLIP
 
 FORMAT = "anomalyclip-run"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 SUMMARY = "summary.csv"
-FROZEN_TOWER = "prompt_learner.encoder."      # frozen CLIP text tower
 
 
 def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -> None:

@@ -16,11 +16,11 @@ import yaml
 
 from features.errors import UserError
 
+from .model import TEMPORAL_MODELS
 from .presets import get_preset
 
 SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
 CACHE_MODES = ("auto", "memory", "hdf5")
-TEMPORAL_MODELS = ("reversible", "residual")    # train.temporal builds them
 PROTOCOLS = ("validated", "reference")
 SELECT_BY = ("selector", "temporal", "blend")
 DIRECTION_INITS = ("text", "data", "text+data")

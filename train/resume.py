@@ -34,7 +34,7 @@ import torch
 
 from features.store import atomic_write
 
-from .checkpoint import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
+from .model import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
 from .sweep import store_identity
 
 log = logging.getLogger("pipeline")

@@ -26,15 +26,12 @@ from features.progress import Progress
 from features.store import atomic_write, open_store
 
 from . import resume
-from .centroid import class_contrasts, normal_centroid
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .diagnose import chance_warning
-from .directions import data_shift
-from .losses import TERMS, anomaly_clip_loss
-from .model import AnomalyCLIP
+from .model import (TERMS, AnomalyCLIP, PromptLearner, anomaly_clip_loss, class_contrasts,
+                    data_shift, load_text_tower, normal_centroid)
 from .presets import check_classes, get_preset
-from .prompts import PromptLearner, load_text_tower
 from .protocol import reference_lr_factor, run_split, steps_per_epoch
 from .report import plot_losses
 from .splits import Split
