@@ -253,6 +253,14 @@ def open_store(path: str | Path, mode: str = "r") -> FeatureStore:
     return FeatureStore(path, mode)
 
 
+def store_identity(path: str | Path) -> str:
+    """Path, size and modification time of a feature file: a re-extracted file is another
+    file (part of a training run's name and of its resume state)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return f"{p}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def frame_labels(n_frames: int, intervals) -> np.ndarray:
     """Per-native-frame 0/1 labels: 1 inside any inclusive [start, end] interval."""
     y = np.zeros(int(n_frames), dtype=np.int8)

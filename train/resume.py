@@ -32,10 +32,9 @@ from pathlib import Path
 
 import torch
 
-from features.store import atomic_write
+from features.store import atomic_write, store_identity
 
 from .model import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
-from .sweep import store_identity
 
 log = logging.getLogger("pipeline")
 STATE = "resume.pt"

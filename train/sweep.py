@@ -24,9 +24,10 @@ import pandas as pd
 import features
 from features.errors import UserError
 from features.progress import Progress
-from features.store import atomic_write
+from features.store import atomic_write, store_identity
 
 from .config import TrainConfig
+from .run import train_run
 
 log = logging.getLogger("pipeline")
 RESULT = "result.json"
@@ -43,13 +44,6 @@ class RunSpec:
     config: TrainConfig
     varied: dict                  # the grid values of this run (not the seed)
     run_dir: Path
-
-
-def store_identity(features: str | Path) -> str:
-    """Path, size and modification time: a re-extracted store is a different store."""
-    p = Path(features).resolve()
-    st = p.stat()
-    return f"{p}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _slug(value) -> str:
@@ -114,8 +108,6 @@ def reuse_or_train(features, config: TrainConfig, run_dir: str | Path, progress:
     done = finished_run(run_dir, announce)
     if done is not None:
         return done
-    from .run import train_run
-
     train_run(features, config, run_dir, progress=progress, memory_share=memory_share)
     return read_result(run_dir)
 
