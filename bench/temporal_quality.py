@@ -31,7 +31,7 @@ from bench.common import OUT, model_path                              # noqa: E4
 from features.store import open_store                                 # noqa: E402
 from samples.synthetic import make_synthetic_store                    # noqa: E402
 from train import train                                               # noqa: E402
-from train.checkpoint import load_run                                 # noqa: E402
+from train.rundir import load_run                                 # noqa: E402
 from train.validate import validation_metrics                        # noqa: E402
 from train.windows import MemoryRows                                  # noqa: E402
 

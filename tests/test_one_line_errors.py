@@ -80,7 +80,7 @@ CLASSES = ["Arson", "Fighting", "Normal"]
 @pytest.fixture
 def run_dir(tmp_path):
     """A valid run folder of a tiny model, as training writes it."""
-    from train.checkpoint import save_checkpoint
+    from train.rundir import save_checkpoint
     from train.model import AnomalyCLIP
 
     cfg = {"class_names": CLASSES, "normal_class": "Normal", "normal_index": 2,

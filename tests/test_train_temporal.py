@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from train.checkpoint import CONFIG, FORMAT, WEIGHTS, load_run
+from train.rundir import CONFIG, FORMAT, WEIGHTS, load_run
 from train.model import AnomalyCLIP
 from train.model.reversible import ReversibleBlock, ReversibleStack, saved_tensor_bytes
 from train.model.temporal import ChannelNorm, TemporalModel

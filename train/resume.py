@@ -35,9 +35,9 @@ import torch
 from features.store import atomic_write, store_identity
 
 from .model import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
+from .rundir import STATE
 
 log = logging.getLogger("pipeline")
-STATE = "resume.pt"
 STATE_VERSION = 1
 # settings that change where and how fast a run computes, not what: a run may resume with
 # other values (e.g. on another GPU of the cluster)

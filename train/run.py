@@ -26,7 +26,6 @@ from features.progress import Progress
 from features.store import atomic_write, open_store
 
 from . import resume
-from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .diagnose import chance_warning
 from .model import (TERMS, AnomalyCLIP, PromptLearner, anomaly_clip_loss, class_contrasts,
@@ -34,13 +33,13 @@ from .model import (TERMS, AnomalyCLIP, PromptLearner, anomaly_clip_loss, class_
 from .presets import check_classes, get_preset
 from .protocol import reference_lr_factor, run_split, steps_per_epoch
 from .report import plot_losses
+from .rundir import LOSS_PLOT, METRICS, RESULT, STATE, save_checkpoint
 from .splits import Split
 from .validate import metric_suffix, uses_video_labels, validation_metrics
 from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits_in_memory,
                       rows_bytes, window_loader)
 
 log = logging.getLogger("pipeline")
-RESULT = "result.json"
 LAST_EPOCH = "last_epoch"          # select_metric of a run without validation: no selection
 _CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -244,7 +243,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     diagnosed = done.epoch > config.warmup_epochs   # judged by the process that ran warm-up
     if done.epoch:
         log.info("resuming %s from epoch %d of %d (epochs 1-%d restored from %s)", out_dir,
-                 done.epoch + 1, config.epochs, done.epoch, resume.STATE)
+                 done.epoch + 1, config.epochs, done.epoch, STATE)
         _write_history(history, out_dir)        # a later epoch's row may have been written
         if best_epoch == done.epoch:            # and this epoch's checkpoint may not
             save_checkpoint(model, {**run_config, "best_epoch": best_epoch,
@@ -309,7 +308,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
             log.warning("no validation videos: keeping the last epoch (not selected)")
         save_checkpoint(model, {**run_config, "best_epoch": None, "metrics": {}}, out_dir)
     frame = pd.DataFrame(history)
-    plot_losses(frame, step_losses, out_dir / "loss.png", f"val_{key}")
+    plot_losses(frame, step_losses, out_dir / LOSS_PLOT, f"val_{key}")
     seconds = time.time() - t0
     result = RunResult(out_dir, best_epoch, best, frame, config.to_dict(), seconds)
     body = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": _finite(best),
@@ -324,7 +323,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
 
 
 def _write_history(history: list[dict], out_dir: Path) -> None:
-    atomic_write(out_dir / "metrics.csv",
+    atomic_write(out_dir / METRICS,
                  lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False))
 
 

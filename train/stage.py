@@ -18,6 +18,7 @@ from . import resume
 from .config import FIELDS, TrainConfig, build_config, coerce, read_config_file, read_value
 from .presets import CUSTOM, PAPER_PRESETS, check_classes, custom_schedule, get_preset
 from .protocol import run_split, steps_per_epoch
+from .rundir import SUMMARY
 from .sweep import (finished_run, plan_runs, read_result, reuse_or_train, run_many,
                     summary_rows, write_summary)
 
@@ -158,7 +159,7 @@ def train(features=None, preset: str | None = None, config_file=None,
     mine.attrs["varied"] = list(grid)
     best = merged[merged["best"]]
     best_run = out / best.iloc[0]["run_dir"] if len(best) else None
-    return TrainSummary(mine, best_run, out / "summary.csv")
+    return TrainSummary(mine, best_run, out / SUMMARY)
 
 
 def _interrupted(specs) -> str:

@@ -28,9 +28,9 @@ from features.store import atomic_write, store_identity
 
 from .config import TrainConfig
 from .run import train_run
+from .rundir import RESULT, SUMMARY, WEIGHTS
 
 log = logging.getLogger("pipeline")
-RESULT = "result.json"
 
 
 def package_version() -> str:
@@ -213,7 +213,7 @@ def summary_rows(specs: list[RunSpec], results: list[dict], features) -> pd.Data
                "select_value": best.get(select) if select else None,
                **{f"val_{k}": v for k, v in best.items()},
                "seconds": res.get("seconds"),
-               "checkpoint": f"{spec.name}/model.safetensors" if not res.get("error")
+               "checkpoint": f"{spec.name}/{WEIGHTS}" if not res.get("error")
                else ""}                     # run_dir and checkpoint: relative to runs/
         rows.append(row)
     return pd.DataFrame(rows)
@@ -222,7 +222,7 @@ def summary_rows(specs: list[RunSpec], results: list[dict], features) -> pd.Data
 def write_summary(runs_dir: str | Path, new: pd.DataFrame) -> pd.DataFrame:
     """Merge ``new`` rows into ``runs_dir/summary.csv`` (same run name: replaced) and mark the
     best run among the finished runs on the same store with the same selection metric."""
-    path = Path(runs_dir) / "summary.csv"
+    path = Path(runs_dir) / SUMMARY
     table, old_best = new, None
     if path.exists():
         old = pd.read_csv(path)
