@@ -3,7 +3,7 @@
     extract  videos -> CLIP frame embeddings, one HDF5 file   extract.extract_videos
     info     describe a feature file (--schema: its names)   features.describe.describe
     label    a dataset's labels into a feature file          features.datasets.label_store
-    import   a feature file from .npy features made elsewhere features.datasets.import_features
+    import   a feature file from .npy features made elsewhere extract.import_features
     train    AnomalyCLIP runs on a labelled feature file     train.train
     score    scores, metrics, plots: a split or one video    evaluate.score_split, score_video
     demo     all of the above on generated videos            demo.run_demo
@@ -258,7 +258,7 @@ def label(features_file, dataset, annotations, val_fraction, val_seed, old_seed,
 def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction,
             val_seed, old_seed, allow_missing, wait, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
-    from features.datasets import import_features
+    from extract import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
                              stride=stride, fps=fps, val_fraction=val_fraction,

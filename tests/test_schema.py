@@ -14,7 +14,8 @@ import pytest
 import features.store
 from extract import extract_videos
 from features import schema
-from features.datasets import import_features, label_store
+from extract import import_features
+from features.datasets import label_store
 from features.labels import read_labels, write_labels
 from features.lock import store_lock
 from features.store import open_store
