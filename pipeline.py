@@ -181,25 +181,13 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
     `pipeline label` does); the annotations are read first, so a bad line fails at once.
     """
     from extract import extract_videos
-    from features.lock import store_lock
 
-    if (dataset is None) != (annotations is None):
-        raise UserError("--dataset and --annotations go together; give both or neither")
-    val_seed = _val_seed(val_seed, old_seed)
-    if dataset:
-        from features.datasets import read_annotations
-        read_annotations(dataset, annotations, labels)
-    out = out or paths.default_features()
-    with store_lock(out, "extract", wait=wait):        # extract then label: no writer between
-        result = extract_videos(videos_dir, out=out, model=model, stride=stride,
-                                batch_size=batch_size, device=device, workers=workers,
-                                scheduler=scheduler, decoder=decoder)
-        click.echo(result.summary())
-        if dataset:
-            from features.datasets import label_store
-            click.echo(str(label_store(result.out, dataset, annotations,
-                                       val_fraction=val_fraction, val_seed=val_seed,
-                                       allow_missing=allow_missing, labels=labels)))
+    result = extract_videos(videos_dir, out=out, model=model, stride=stride,
+                            batch_size=batch_size, device=device, workers=workers,
+                            scheduler=scheduler, decoder=decoder, wait=wait, dataset=dataset,
+                            annotations=annotations, labels=labels, val_fraction=val_fraction,
+                            val_seed=_val_seed(val_seed, old_seed), allow_missing=allow_missing)
+    click.echo(result.summary())
     sys.exit(1 if result.failed else 0)
 
 

@@ -212,11 +212,13 @@ def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
     open_store(store_path).close()                   # a clear error before taking the lock
     ann = read_annotations(dataset, annotations, labels)
     with store_lock(store_path, "label", wait=wait):
-        return _label_locked(store_path, ann, val_fraction, val_seed, allow_missing)
+        return label_locked(store_path, ann, val_fraction, val_seed, allow_missing)
 
 
-def _label_locked(store_path: Path, ann: Annotations, val_fraction: float, val_seed: int,
-                  allow_missing: bool) -> LabelSummary:
+def label_locked(store_path: Path, ann: Annotations, val_fraction: float, val_seed: int,
+                 allow_missing: bool) -> LabelSummary:
+    """:func:`label_store` with the annotations already read, by a caller that holds the
+    store's writer lock (``extract --dataset`` labels under the extraction's lock)."""
     videos = _videos_of(store_path)
     plan = plan_labels(ann, videos, store_path, val_fraction, val_seed, allow_missing)
     if plan.missing:
