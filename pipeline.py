@@ -22,7 +22,8 @@ import sys
 import click
 
 from features import UserError, paths
-from features.schema import SPLITS
+from features.errors import one_line
+from features.schema import DEFAULT_FPS, SPLITS
 
 log = logging.getLogger("pipeline")
 
@@ -41,7 +42,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            click.echo(f"error: {' '.join(str(err).split())}", err=True)   # one line, always
+            click.echo(f"error: {one_line(err)}", err=True)   # one line, always
             sys.exit(2)
         except KeyboardInterrupt as err:     # a stage may say what it kept (train: epochs)
             _interrupted(err)
@@ -106,7 +107,7 @@ def _label_options(fn=None, *, required: bool = True):
         return functools.partial(_label_options, required=required)
     options = [
         click.option("--dataset", required=required, type=click.Choice(DATASETS), default=None,
-                     help="Which annotation format --annotations is in (see README, Datasets)."),
+                     help="Which annotation format --annotations is in (see docs/datasets.md)."),
         click.option("--annotations", required=required, type=click.Path(), default=None,
                      help="The dataset's official files (folder) or your manifest (CSV/Parquet)."),
         click.option("--val-fraction", type=float, default=0.2, show_default=True,
@@ -238,7 +239,7 @@ def label(features_file, dataset, annotations, val_fraction, val_seed, old_seed,
               help="Multi-crop features: mean (average), all (keep a crop axis) or a crop number.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Native frames per feature row (16 for snippet features).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0,
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_FPS,
               show_default=True, help="Frame rate assumed for timestamps (not in a .npy).")
 @_label_options
 @_wait_option

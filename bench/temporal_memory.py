@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, model_path, status_mib                  # noqa: E402
 from features.clip_loader import resolve_device                       # noqa: E402
+from features.datasets import ucf_crime                               # noqa: E402
+from features.schema import NORMAL_CLASS                              # noqa: E402
 from train.config import build_config                                 # noqa: E402
 from train.model import AnomalyCLIP                                   # noqa: E402
 from train.model.prompts import PromptLearner, load_text_tower              # noqa: E402
@@ -45,8 +47,7 @@ from train.model.reversible import saved_tensor_bytes                       # no
 from train.run import make_optimizer, train_step                      # noqa: E402
 
 VARIANTS = ("residual", "reversible", "rev-autograd")
-CLASSES = ["Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "Normal",
-           "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism"]
+CLASSES = ucf_crime.CLASS_NAMES                  # the 13 anomaly classes and Normal, sorted
 
 
 def build(variant: str, config, tower, device):
@@ -54,7 +55,7 @@ def build(variant: str, config, tower, device):
     torch.manual_seed(0)
     prompts = PromptLearner(tower, CLASSES, config.n_ctx, config.ctx_init_std)
     kind = "residual" if variant == "residual" else "reversible"
-    model = AnomalyCLIP(CLASSES, CLASSES.index("Normal"), tower.clip.embed_dim,
+    model = AnomalyCLIP(CLASSES, CLASSES.index(NORMAL_CLASS), tower.clip.embed_dim,
                         config.num_segments, config.seg_length, config.width, config.depth,
                         config.heads, config.concat_selector, torch.randn(tower.clip.embed_dim),
                         prompts, temporal=kind).to(device)
@@ -69,9 +70,9 @@ def batch(config, dim: int, step: int):
     g = torch.Generator().manual_seed(step)
     b, half = config.batch_size, config.batch_size // 2
     x = torch.randn(b, config.num_segments, config.seg_length, dim, generator=g) * 3
-    abnormal = [i for i, c in enumerate(CLASSES) if c != "Normal"]
+    abnormal = [i for i, c in enumerate(CLASSES) if c != NORMAL_CLASS]
     y = torch.tensor([abnormal[i % len(abnormal)] for i in range(half)]
-                     + [CLASSES.index("Normal")] * half)
+                     + [CLASSES.index(NORMAL_CLASS)] * half)
     return x, y
 
 

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from features.metrics import THRESHOLD
+from features.schema import NORMAL_CLASS
+
 
 @dataclass
 class Interval:
@@ -37,8 +40,8 @@ def runs_above(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 
 
 def find_intervals(p_anomaly: np.ndarray, class_probs: np.ndarray, class_names: list[str],
-                   fps: float, threshold: float = 0.5, min_gap_s: float = 0.5,
-                   min_len_s: float = 0.0, normal_class: str = "Normal") -> list[Interval]:
+                   fps: float, threshold: float = THRESHOLD, min_gap_s: float = 0.5,
+                   min_len_s: float = 0.0, normal_class: str = NORMAL_CLASS) -> list[Interval]:
     """Anomalous intervals of one video. p_anomaly (F,), class_probs (F, C) on native frames."""
     fps = float(fps) if fps and fps > 0 else 1.0
     runs = runs_above(p_anomaly, threshold)

@@ -15,7 +15,9 @@ import pandas as pd
 
 from extract import ffmpeg_exe, rgb_frames
 from features.errors import UserError
+from features.metrics import THRESHOLD
 from features.safe_write import atomic_write
+from features.schema import DEFAULT_FPS
 
 from . import plots
 
@@ -48,11 +50,11 @@ def curve_panel(p_anomaly: np.ndarray, fps: float, threshold: float):
 
 
 def render_video(video_path: Path, frames: pd.DataFrame, out: Path,
-                 threshold: float = 0.5) -> Path:
+                 threshold: float = THRESHOLD) -> Path:
     """Write ``out`` (mp4): the video's frames left, the score curve with a cursor right."""
     s = frames["p_anomaly"].to_numpy(np.float32)
     t = frames["time_s"].to_numpy()
-    fps = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 and t[-1] > t[0] else 25.0
+    fps = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 and t[-1] > t[0] else DEFAULT_FPS
     panel, xs, (top, bottom) = curve_panel(s, fps, threshold)
     ph, pw = panel.shape[:2]
     vw, video_frames = rgb_frames(video_path, ph)

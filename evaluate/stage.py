@@ -30,7 +30,7 @@ from features import paths
 from features.clip_loader import resolve_device
 from features.errors import UserError
 from features.progress import Progress
-from features.metrics import video_class_scores
+from features.metrics import THRESHOLD, video_class_scores
 from features.store import NORMAL_CLASS, SPLITS, FeatureStore, frame_labels, open_store
 from train.rundir import CONFIG, find_best_run, load_run
 
@@ -41,7 +41,6 @@ from .outputs import OutputFolder
 from .summary import summarize
 
 log = logging.getLogger("pipeline")
-THRESHOLD = 0.5
 VIDEOS = tables.VIDEOS
 
 

@@ -32,20 +32,20 @@ import h5py
 import numpy as np
 import pandas as pd
 from features import schema
+from features.schema import DEFAULT_FPS
 from features.datasets.base import first_names
 from features.datasets.labelling import LabelSummary, apply_plan, plan_labels, read_annotations
 from features.datasets.validation import check_fraction
-from features.errors import UserError
+from features.errors import UserError, first_line, one_line
 from features.labels import put_slots
 from features.lock import store_lock
 from features.paths import default_features
 from features.progress import Progress
-from features.safe_write import H5Writer, atomic_write, one_line, storage_errors
+from features.safe_write import H5Writer, atomic_write, storage_errors
 from features.store import open_store, write_file_attrs, write_video
 
 log = logging.getLogger("pipeline")
 
-DEFAULT_FPS = 30.0
 _CROP_FILE = re.compile(r"^(.+)__(\d+)$")
 
 
@@ -170,7 +170,7 @@ def _model_fingerprint(model: str, dim: int) -> tuple[str, str]:
         clip = load_clip(model, "cpu")
     except (UserError, OSError, ValueError) as err:
         log.warning("warning: could not load --model %s here (%s); recording its id only, "
-                    "model_sha256 left empty", model, str(err).splitlines()[0] if str(err) else err)
+                    "model_sha256 left empty", model, first_line(err))
         return "", ""
     if clip.embed_dim != dim:
         raise UserError(f"--model {model}: its embeddings are {clip.embed_dim}-dim but the "

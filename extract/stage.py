@@ -23,10 +23,10 @@ from features.clip_loader import DEFAULT_MODEL, LoadedClip, load_clip
 from features.datasets import read_annotations
 from features.datasets.labelling import label_locked
 from features.datasets.validation import check_fraction
-from features.errors import UserError
+from features.errors import UserError, one_line
 from features.lock import store_lock
 from features.progress import Progress
-from features.safe_write import one_line, storage_error
+from features.safe_write import storage_error
 from features.store import FORMAT, read_attrs
 
 from .commit import SOURCE_ROOT, StorageError, committed_shards, merge_shards, parts_dir

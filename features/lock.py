@@ -30,12 +30,12 @@ import socket
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from .errors import UserError
 from .safe_write import remove_quietly, storage_error, temp_path
+from .schema import utc_now
 
 log = logging.getLogger("pipeline")
 
@@ -57,8 +57,7 @@ class Holder:
 
     @classmethod
     def me(cls, command: str) -> "Holder":
-        return cls(os.getpid(), socket.gethostname(), command,
-                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return cls(os.getpid(), socket.gethostname(), command, utc_now())
 
     @classmethod
     def parse(cls, text: str) -> "Holder | None":

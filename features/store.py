@@ -42,10 +42,10 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .labels import read_labels, write_labels  # noqa: F401  (write_labels: re-exported)
 from .safe_write import (atomic_replace, atomic_write, file_mode,  # noqa: F401  (re-exported)
-                         fsync_path, one_line)
+                         fsync_path)
 from .schema import (EMBED_DTYPE, FILE_LABEL_FIELDS, FORMAT, FORMAT_VERSION,  # noqa: F401
                      NORMAL_CLASS, SPLITS, VIDEO_LABEL_ATTRS, attr_value, read_attrs)
 
