@@ -22,13 +22,14 @@ from pathlib import Path
 import pandas as pd
 
 import features
-from features.errors import UserError
+from features.errors import UserError, first_line
 from features.progress import Progress
 from features.store import atomic_write, store_identity
 
 from .config import TrainConfig
 from .run import train_run
 from .rundir import RESULT, SUMMARY, WEIGHTS
+from .windows import MEMORY_SHARE
 
 log = logging.getLogger("pipeline")
 
@@ -84,7 +85,7 @@ def read_result(run_dir: str | Path) -> dict | None:
         if not isinstance(body, dict):
             raise ValueError("not a JSON object")
     except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a result of this tool ({str(err).splitlines()[0]}); "
+        raise UserError(f"{path}: not a result of this tool ({first_line(err)}); "
                         "delete the file to train this run again") from None
     return body
 
@@ -102,13 +103,15 @@ def finished_run(run_dir: str | Path, announce: bool = True) -> dict | None:
 
 
 def reuse_or_train(features, config: TrainConfig, run_dir: str | Path, progress: bool,
-                   memory_share: float = 0.4, announce: bool = True) -> dict:
+                   memory_share: float = MEMORY_SHARE, announce: bool = True, split=None) -> dict:
     """Reuse a finished run or train it: the result of ``run_dir``, trained (or resumed)
-    first when it has not finished. Both a single run here and a Dask task call this."""
+    first when it has not finished. Both a single run here and a Dask task call this
+    (``split``: the run's split, already read and checked by the caller)."""
     done = finished_run(run_dir, announce)
     if done is not None:
         return done
-    train_run(features, config, run_dir, progress=progress, memory_share=memory_share)
+    train_run(features, config, run_dir, progress=progress, memory_share=memory_share,
+              split=split)
     return read_result(run_dir)
 
 
@@ -127,7 +130,7 @@ def _pick_device(device: str) -> str:
 
 
 def _run_task(features: str, config: dict, run_dir: str, threads: int | None,
-              memory_share: float = 0.4) -> dict:
+              memory_share: float = MEMORY_SHARE) -> dict:
     """Runs on a Dask worker: train one run (or return its finished result, announced by
     the caller before submitting)."""
     if threads:
@@ -178,7 +181,7 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
     client = Client(scheduler) if scheduler else Client(cluster)
     results = {}
     try:
-        share = 0.4 / _workers_per_host(client)     # runs on one machine share its RAM
+        share = MEMORY_SHARE / _workers_per_host(client)     # runs on one machine share its RAM
         stores = features if isinstance(features, list) else [features] * len(specs)
         futures = {client.submit(_run_task, str(Path(f).resolve()),
                                  s.config.to_dict(), str(s.run_dir.resolve()), threads, share,
