@@ -51,22 +51,24 @@ def runs_file(name: str, about: str) -> str:
 
 
 WEIGHTS = run_file("model.safetensors", "best checkpoint: centroid m, text embeddings T, "
-                   "BatchNorm statistics, temporal model (+ context vectors, text projection); "
-                   "no CLIP weights: scoring needs none")
-CONFIG = run_file("config.json", "everything needed to score (class names and order, N, L, "
-                  "width, depth, model_id / model_sha256, the file's stride), the settings, "
-                  "validation videos, best epoch and its metrics, this tool's version")
+                   "BatchNorm statistics, temporal model (+ context vectors, text projection). "
+                   "No CLIP weights: scoring needs none")
+CONFIG = run_file("config.json", "everything needed to score: class names and order, N, L, "
+                  "width, depth, model_id / model_sha256, the file's stride, preset, seed, all "
+                  "settings, validation videos, best epoch and its metrics, this tool's version "
+                  "(its keys: below)")
 METRICS = run_file("metrics.csv", "one row per epoch: lr (at the epoch's first step), loss and "
-                   "its terms, validation metrics (incl. the selector's and top-1 class), time")
+                   "its 7 terms (8 with `lambda_rank`), validation metrics (incl. the selector's "
+                   "and top-1 class), time")
 LOSS_PLOT = run_file("loss.png", "training loss per step and per epoch, validation metric on a "
                      "second axis")
 RESULT = run_file("result.json", "written last: the run finished (and after which epochs it "
                   "was resumed)")
-STATE = run_file("resume.pt", "while the run is unfinished: its whole state after the last "
+STATE = run_file("resume.pt", "while the run is unfinished: its state after the last "
                  "finished epoch (deleted when result.json is written)")
 SUMMARY = runs_file("summary.csv", "one row per run (seed, swept values, status, best epoch, "
-                    "validation metrics, checkpoint path relative to the runs folder); best=True "
-                    "on the run `pipeline score` uses by default")
+                    "validation metrics, checkpoint path relative to `runs/`); `best=True` marks "
+                    "the run `pipeline score` uses by default")
 
 FORMAT = "anomalyclip-run"
 CONFIG_VERSION = 2                   # 2: records package_version; 1: did not
