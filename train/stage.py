@@ -93,9 +93,11 @@ def resolve_config(features, preset: str | None = None, config_file=None,
     return _resolve(features, preset, config_file, settings, check=False)[0]
 
 
-def _resolve(features, preset, config_file, settings, check: bool) -> tuple[TrainConfig, Split]:
+def _resolve(features, preset, config_file, settings,
+             check: bool) -> tuple[TrainConfig, Split | None]:
     """(config, the run's split) from one opening of the store; with ``check``, also the
-    label, preset and text-model checks of a run (one clear line before any run starts)."""
+    label, preset and text-model checks of a run (one clear line before any run starts).
+    The split is read only when needed (``check``, or sizing the custom preset)."""
     overrides = dict(settings or {})
     config = build_config(preset, config_file, overrides)    # settings checked first
     with open_store(features) as store:                      # opened once for every question
@@ -105,7 +107,7 @@ def _resolve(features, preset, config_file, settings, check: bool) -> tuple[Trai
                 log.info("using preset %s (%s)", preset, "the store's dataset"
                          if preset != CUSTOM else "the store's dataset is not a paper preset")
                 config = build_config(preset, config_file, overrides)
-        split = run_split(store, config)
+        split = run_split(store, config) if check or config.preset == CUSTOM else None
         if check:
             check_store(store, config, split)
     if config.preset != CUSTOM:
