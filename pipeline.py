@@ -3,7 +3,7 @@
     extract  videos -> CLIP frame embeddings, one HDF5 file   extract.extract_videos
     info     describe a feature file (--schema: its names)   features.describe.describe
     label    a dataset's labels into a feature file          features.datasets.label_store
-    import   a feature file from .npy features made elsewhere features.datasets.import_features
+    import   a feature file from .npy features made elsewhere extract.import_features
     train    AnomalyCLIP runs on a labelled feature file     train.train
     score    scores, metrics, plots: a split or one video    evaluate.score_split, score_video
     report   the HTML report of a scoring folder, again      evaluate.report.write_report
@@ -23,7 +23,8 @@ import sys
 import click
 
 from features import UserError, paths
-from features.schema import SPLITS
+from features.errors import one_line
+from features.schema import DEFAULT_FPS, SPLITS
 
 log = logging.getLogger("pipeline")
 
@@ -42,7 +43,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            click.echo(f"error: {' '.join(str(err).split())}", err=True)   # one line, always
+            click.echo(f"error: {one_line(err)}", err=True)   # one line, always
             sys.exit(2)
         except KeyboardInterrupt as err:     # a stage may say what it kept (train: epochs)
             _interrupted(err)
@@ -108,7 +109,7 @@ def _label_options(fn=None, *, required: bool = True):
         return functools.partial(_label_options, required=required)
     options = [
         click.option("--dataset", required=required, type=click.Choice(DATASETS), default=None,
-                     help="Which annotation format --annotations is in (see README, Datasets)."),
+                     help="Which annotation format --annotations is in (see docs/datasets.md)."),
         click.option("--annotations", required=required, type=click.Path(), default=None,
                      help="The dataset's official files (folder) or your manifest (CSV/Parquet)."),
         click.option("--val-fraction", type=float, default=0.2, show_default=True,
@@ -183,25 +184,13 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
     `pipeline label` does); the annotations are read first, so a bad line fails at once.
     """
     from extract import extract_videos
-    from features.lock import store_lock
 
-    if (dataset is None) != (annotations is None):
-        raise UserError("--dataset and --annotations go together; give both or neither")
-    val_seed = _val_seed(val_seed, old_seed)
-    if dataset:
-        from features.datasets import read_annotations
-        read_annotations(dataset, annotations, labels)
-    out = out or paths.default_features()
-    with store_lock(out, "extract", wait=wait):        # extract then label: no writer between
-        result = extract_videos(videos_dir, out=out, model=model, stride=stride,
-                                batch_size=batch_size, device=device, workers=workers,
-                                scheduler=scheduler, decoder=decoder)
-        click.echo(result.summary())
-        if dataset:
-            from features.datasets import label_store
-            click.echo(str(label_store(result.out, dataset, annotations,
-                                       val_fraction=val_fraction, val_seed=val_seed,
-                                       allow_missing=allow_missing, labels=labels)))
+    result = extract_videos(videos_dir, out=out, model=model, stride=stride,
+                            batch_size=batch_size, device=device, workers=workers,
+                            scheduler=scheduler, decoder=decoder, wait=wait, dataset=dataset,
+                            annotations=annotations, labels=labels, val_fraction=val_fraction,
+                            val_seed=_val_seed(val_seed, old_seed), allow_missing=allow_missing)
+    click.echo(result.summary())
     sys.exit(1 if result.failed else 0)
 
 
@@ -252,7 +241,7 @@ def label(features_file, dataset, annotations, val_fraction, val_seed, old_seed,
               help="Multi-crop features: mean (average), all (keep a crop axis) or a crop number.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Native frames per feature row (16 for snippet features).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30.0,
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_FPS,
               show_default=True, help="Frame rate assumed for timestamps (not in a .npy).")
 @_label_options
 @_wait_option
@@ -260,7 +249,7 @@ def label(features_file, dataset, annotations, val_fraction, val_seed, old_seed,
 def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction,
             val_seed, old_seed, allow_missing, wait, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
-    from features.datasets import import_features
+    from extract import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
                              stride=stride, fps=fps, val_fraction=val_fraction,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage one on a lent CUDA machine, in one go (budget: ~8 min on one H200 + 16 cores; see
-# README, Stage one, Speed). In order:
+# docs/benchmarks.md, Stage one). In order:
 #   1. the machine: nproc, the cgroup CPU quota, GPUs, versions;
 #   2. what ffmpeg alone decodes with 1/2/4/8/16 processes at 320x240: the old rgb24 path,
 #      the yuv444p CPU path, NVDEC (bench/ffmpeg_scaling.py): is decoding CPU-bound there?

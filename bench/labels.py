@@ -34,14 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT                                           # noqa: E402
+from features.datasets import ucf_crime                               # noqa: E402
+from features.schema import NORMAL_CLASS                              # noqa: E402
 from features.labels import (LabelSet, VideoLabel, rewrite_with_labels,  # noqa: E402
                              put_slots, replace_labels)
 from features.safe_write import atomic_write, fsync_path               # noqa: E402
 from features.store import write_file_attrs, write_video               # noqa: E402
 
 UCF_VIDEOS, UCF_GIB = 1900, 14.0
-CLASSES = ["Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
-           "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism"]
+CLASSES = ucf_crime.ANOMALY_CLASSES
 
 
 def bench_file(gib: float, videos: int) -> Path:
@@ -76,10 +77,10 @@ def label_set(videos: int, rows: int, seed: int) -> LabelSet:
         split = "test" if i % 7 == 0 else "train"
         ivs = [] if normal or split != "test" else [[int(s), int(s) + rows // 4] for s in
                                                      sorted(rng.integers(0, rows // 2, 2))]
-        entries[f"v{i:04d}"] = VideoLabel(split, "Normal" if normal else CLASSES[i % 13], [],
+        entries[f"v{i:04d}"] = VideoLabel(split, NORMAL_CLASS if normal else CLASSES[i % 13], [],
                                           ivs, rows, f"v{i:04d}.mp4", None)
-    attrs = {"dataset": "ucf-crime", "class_names": sorted(CLASSES + ["Normal"]),
-             "normal_class": "Normal", "labels_source": f"seed {seed}"}
+    attrs = {"dataset": "ucf-crime", "class_names": sorted(CLASSES + [NORMAL_CLASS]),
+             "normal_class": NORMAL_CLASS, "labels_source": f"seed {seed}"}
     return LabelSet(attrs, entries)
 
 
@@ -110,7 +111,7 @@ def in_place_format1(path: Path, labels: LabelSet) -> None:
         for vid, v in labels.videos.items():
             g = h5["videos"][vid]
             g.attrs.update({"split": v.split, "class_name": v.class_name,
-                            "label": int(v.class_name != "Normal")})
+                            "label": int(v.class_name != NORMAL_CLASS)})
             if "intervals" in g:
                 del g["intervals"]
             if v.intervals:

@@ -5,7 +5,7 @@ Three models on the same batches, a preset's shapes (default ucf-crime: 64 windo
   residual      the model this project used before (plain residual blocks, one conv
                 feed-forward per layer; 5.4 M parameters at E 256)
   reversible    the reference's model (two reversible blocks per layer; 10.1 M), backward
-                by recomputation (train/reversible.py): what training uses
+                by recomputation (train/model/reversible.py): what training uses
   rev-autograd  the same reversible model with plain autograd (every activation kept):
                 what the recomputation saves
 
@@ -38,15 +38,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, model_path, status_mib                  # noqa: E402
 from features.clip_loader import resolve_device                       # noqa: E402
+from features.datasets import ucf_crime                               # noqa: E402
+from features.schema import NORMAL_CLASS                              # noqa: E402
 from train.config import build_config                                 # noqa: E402
 from train.model import AnomalyCLIP                                   # noqa: E402
-from train.prompts import PromptLearner, load_text_tower              # noqa: E402
-from train.reversible import saved_tensor_bytes                       # noqa: E402
+from train.model.prompts import PromptLearner, load_text_tower              # noqa: E402
+from train.model.reversible import saved_tensor_bytes                       # noqa: E402
 from train.run import make_optimizer, train_step                      # noqa: E402
 
 VARIANTS = ("residual", "reversible", "rev-autograd")
-CLASSES = ["Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "Normal",
-           "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism"]
+CLASSES = ucf_crime.CLASS_NAMES                  # the 13 anomaly classes and Normal, sorted
 
 
 def build(variant: str, config, tower, device):
@@ -54,7 +55,7 @@ def build(variant: str, config, tower, device):
     torch.manual_seed(0)
     prompts = PromptLearner(tower, CLASSES, config.n_ctx, config.ctx_init_std)
     kind = "residual" if variant == "residual" else "reversible"
-    model = AnomalyCLIP(CLASSES, CLASSES.index("Normal"), tower.clip.embed_dim,
+    model = AnomalyCLIP(CLASSES, CLASSES.index(NORMAL_CLASS), tower.clip.embed_dim,
                         config.num_segments, config.seg_length, config.width, config.depth,
                         config.heads, config.concat_selector, torch.randn(tower.clip.embed_dim),
                         prompts, temporal=kind).to(device)
@@ -69,9 +70,9 @@ def batch(config, dim: int, step: int):
     g = torch.Generator().manual_seed(step)
     b, half = config.batch_size, config.batch_size // 2
     x = torch.randn(b, config.num_segments, config.seg_length, dim, generator=g) * 3
-    abnormal = [i for i, c in enumerate(CLASSES) if c != "Normal"]
+    abnormal = [i for i, c in enumerate(CLASSES) if c != NORMAL_CLASS]
     y = torch.tensor([abnormal[i % len(abnormal)] for i in range(half)]
-                     + [CLASSES.index("Normal")] * half)
+                     + [CLASSES.index(NORMAL_CLASS)] * half)
     return x, y
 
 

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, model_path                              # noqa: E402
+from features.schema import NORMAL_CLASS                              # noqa: E402
 from features.store import open_store                                 # noqa: E402
 from samples.synthetic import make_synthetic_store                    # noqa: E402
 from train import train                                               # noqa: E402
-from train.checkpoint import load_run                                 # noqa: E402
+from train.rundir import load_run                                 # noqa: E402
 from train.validate import validation_metrics                        # noqa: E402
 from train.windows import MemoryRows                                  # noqa: E402
 
@@ -46,7 +47,7 @@ def test_metrics(run_dir: Path, store_path: Path) -> dict:
         meta = meta[meta["split"] == "test"].reset_index(drop=True)
         source = MemoryRows(store, list(meta["video_id"]))
         frames = {v: store.frame_index(v) for v in meta["video_id"]}
-        return validation_metrics(model, source, meta, frames, store.class_names, "Normal")
+        return validation_metrics(model, source, meta, frames, store.class_names, NORMAL_CLASS)
 
 
 def fmt(values: list[float]) -> str:

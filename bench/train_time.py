@@ -37,7 +37,7 @@ from features.clip_loader import resolve_device                      # noqa: E40
 from features.store import open_store                                # noqa: E402
 from train import resume                                             # noqa: E402
 from train.config import TrainConfig, build_config                   # noqa: E402
-from train.inference import predict_videos                           # noqa: E402
+from train.model.inference import predict_videos                           # noqa: E402
 from train.run import initial_model, make_loader, make_optimizer, train_step  # noqa: E402
 from train.splits import training_split                              # noqa: E402
 from train.windows import MemoryRows                                 # noqa: E402

@@ -96,7 +96,7 @@ def frame_auc(labels: dict, scores: dict) -> float:
 
 def novelty_scores(store_path, train_ids) -> dict[str, np.ndarray]:
     """Distance of each test row to the mean row of the normal training videos."""
-    from train.centroid import normal_centroid
+    from train.model.centroid import normal_centroid
 
     test, _, _ = test_split(store_path)
     with open_store(store_path) as store:
@@ -109,7 +109,7 @@ def novelty_scores(store_path, train_ids) -> dict[str, np.ndarray]:
 
 def anomaly_clip_metrics(run_dir, store_path) -> dict:
     """Test-split auc, mauc, video_top1_accuracy of a run's kept checkpoint."""
-    from train.checkpoint import load_run
+    from train.rundir import load_run
     from train.validate import validation_metrics
     from train.windows import MemoryRows
 

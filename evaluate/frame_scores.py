@@ -3,7 +3,7 @@
 A video's T stored rows are padded by wrap-around to a multiple of N*L, split into
 interleaved N x L grids that each span the whole video, scored with BatchNorm in eval mode
 (running statistics) and trimmed back to T rows; this part is
-:func:`train.inference.predict_videos`, the same code validation uses during training, so
+:func:`train.model.inference.predict_videos`, the same code validation uses during training, so
 what was selected on is what is scored. Then, at stride > 1, each row's scores are repeated
 over the native frames it stands for (row i: frames ``frame_index[i]`` up to the next
 row's), and the result must have exactly the stored native frame count ``n_frames``: a
@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from features.errors import UserError
-from train.inference import predict_videos
+from train.model import predict_videos
 
 
 @dataclass

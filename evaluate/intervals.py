@@ -13,6 +13,7 @@ import numpy as np
 
 from features.alarms import (DEFAULT_MERGE_GAP_S, DEFAULT_MIN_DURATION_S, DEFAULT_THRESHOLD,
                              AlarmRule, alarm_spans)
+from features.schema import NORMAL_CLASS
 
 
 @dataclass
@@ -36,7 +37,7 @@ def find_intervals(p_anomaly: np.ndarray, class_probs: np.ndarray, class_names: 
                    fps: float, threshold: float = DEFAULT_THRESHOLD,
                    min_gap_s: float = DEFAULT_MERGE_GAP_S,
                    min_len_s: float = DEFAULT_MIN_DURATION_S,
-                   normal_class: str = "Normal") -> list[Interval]:
+                   normal_class: str = NORMAL_CLASS) -> list[Interval]:
     """Anomalous intervals of one video. p_anomaly (F,), class_probs (F, C) on native frames."""
     fps = float(fps) if fps and fps > 0 else 1.0
     merged = alarm_spans(p_anomaly, fps, AlarmRule(threshold, min_gap_s, min_len_s))

@@ -17,12 +17,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from features import metrics as M  # noqa: E402
+from features.metrics import THRESHOLD  # noqa: E402
+from features.schema import NORMAL_CLASS  # noqa: E402
 
 CURVE = "#1f4e9c"
 TRUTH = "#f2b134"
 
 
-def class_colors(class_names: list[str], normal_class: str = "Normal") -> dict[str, str]:
+def class_colors(class_names: list[str], normal_class: str = NORMAL_CLASS) -> dict[str, str]:
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     colors, k = {}, 0
     for name in class_names:
@@ -45,7 +47,7 @@ def anomalous_part(p_anomaly: np.ndarray, labels: np.ndarray | None,
     return np.ones(len(p_anomaly), bool), "whole video (no frame above threshold)"
 
 
-def draw_score_curve(ax, p_anomaly, fps, truth_intervals=(), threshold=0.5, found=(),
+def draw_score_curve(ax, p_anomaly, fps, truth_intervals=(), threshold=THRESHOLD, found=(),
                      colors=None) -> None:
     """The score curve on ``ax`` (x: native frame)."""
     frames = np.arange(len(p_anomaly))
@@ -69,7 +71,7 @@ def draw_score_curve(ax, p_anomaly, fps, truth_intervals=(), threshold=0.5, foun
 def video_figure(video_id: str, p_anomaly: np.ndarray, class_probs: np.ndarray,
                  class_names: list[str], fps: float, out: Path, truth_intervals=(),
                  labels: np.ndarray | None = None, class_name: str | None = None,
-                 threshold: float = 0.5, found=(), normal_class: str = "Normal") -> Path:
+                 threshold: float = THRESHOLD, found=(), normal_class: str = NORMAL_CLASS) -> Path:
     """Write the per-video PNG; p_anomaly (F,), class_probs (F, C) on native frames."""
     colors = class_colors(class_names, normal_class)
     fig = plt.figure(figsize=(12, 3.6))

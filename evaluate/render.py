@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from extract.ffmpeg_bin import ffmpeg_exe
+from extract import ffmpeg_exe, rgb_frames
 from features.errors import UserError
+from features.metrics import THRESHOLD
 from features.safe_write import atomic_write
+from features.schema import DEFAULT_FPS
 
 from . import plots
 
@@ -48,31 +50,21 @@ def curve_panel(p_anomaly: np.ndarray, fps: float, threshold: float):
 
 
 def render_video(video_path: Path, frames: pd.DataFrame, out: Path,
-                 threshold: float = 0.5) -> Path:
+                 threshold: float = THRESHOLD) -> Path:
     """Write ``out`` (mp4): the video's frames left, the score curve with a cursor right."""
     s = frames["p_anomaly"].to_numpy(np.float32)
     t = frames["time_s"].to_numpy()
-    fps = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 and t[-1] > t[0] else 25.0
+    fps = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 and t[-1] > t[0] else DEFAULT_FPS
     panel, xs, (top, bottom) = curve_panel(s, fps, threshold)
     ph, pw = panel.shape[:2]
-    probe = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(video_path),
-                            "-frames:v", "1", "-vf", f"scale=-2:{ph}", "-f", "rawvideo",
-                            "-pix_fmt", "rgb24", "pipe:"], capture_output=True)
-    if probe.returncode != 0 or not probe.stdout:
-        raise UserError(f"{video_path}: cannot be decoded for --render "
-                        f"({probe.stderr.decode(errors='replace').strip()[:200]})")
-    vw = len(probe.stdout) // (ph * 3)
+    vw, video_frames = rgb_frames(video_path, ph)
     width = vw + pw + ((vw + pw) % 2)
     encoders = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True,
                               text=True).stdout
     codec = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"] if "libx264" in encoders \
         else ["-c:v", "mpeg4", "-q:v", "4"]
-    frame_bytes = vw * ph * 3
 
     def encode(tmp: Path) -> None:
-        decoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-i",
-                                    str(video_path), "-vf", f"scale={vw}:{ph}", "-f", "rawvideo",
-                                    "-pix_fmt", "rgb24", "pipe:"], stdout=subprocess.PIPE)
         encoder = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f",
                                     "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{ph}", "-r",
                                     f"{fps:.6f}", "-i", "pipe:", *codec, "-pix_fmt", "yuv420p",
@@ -80,19 +72,15 @@ def render_video(video_path: Path, frames: pd.DataFrame, out: Path,
         canvas = np.full((ph, width, 3), 255, np.uint8)
         i = 0
         try:
-            while True:
-                buf = decoder.stdout.read(frame_bytes)
-                if len(buf) < frame_bytes:
-                    break
-                canvas[:, :vw] = np.frombuffer(buf, np.uint8).reshape(ph, vw, 3)
+            for frame in video_frames:
+                canvas[:, :vw] = frame
                 canvas[:, vw:vw + pw] = panel
                 x = vw + xs[min(i, len(xs) - 1)]
                 canvas[top:bottom, max(x - 1, vw):x + 1] = (192, 57, 43)             # cursor
                 encoder.stdin.write(canvas.tobytes())
                 i += 1
         finally:
-            decoder.stdout.close()
-            decoder.wait()
+            video_frames.close()
             encoder.stdin.close()
             rc = encoder.wait()
         if rc != 0 or i == 0:

@@ -168,12 +168,15 @@ def _read_frames(folder: Path) -> pd.DataFrame:
 
 
 def _read_config(body: dict) -> dict:
+    """The scoring run's config.json (train/rundir.py), or {} when it cannot be read."""
     run = body.get("run")
     if not run:
         return {}
+    from train.rundir import read_config
+
     try:
-        return json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_config(run)
+    except (OSError, UserError):
         return {}
 
 
@@ -266,7 +269,7 @@ def _thumb_jobs(v: Video, spans: list[tuple[int, int]]) -> list[dict]:
 def take_thumbnail(source: Path, t: float, fps: float) -> bytes | None:
     """A JPEG THUMB_WIDTH wide of the frame shown at ``t`` seconds of ``source`` (ffmpeg,
     accurate seek), or None when ffmpeg cannot take it."""
-    from extract.ffmpeg_bin import ffmpeg_exe
+    from extract import ffmpeg_exe
 
     at = max(0.0, t - 0.25 / max(fps, 1e-6))          # the first frame at or after it
     cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-ss", f"{at:.6f}", "-i", str(source),
@@ -618,7 +621,10 @@ def _run_rows(body: dict, config: dict, scored: str) -> list[tuple[str, str]]:
             ("temporal model", str(config.get("temporal", "?"))),
             ("feature file", body.get("features") or body.get("video") or "?"),
             ("split", body.get("split") or "one video"),
-            ("code version", f"anomalyclip-pipeline {__version__}"
+            ("code version", f"scored by anomalyclip-pipeline "
+                             f"{body.get('package_version') or __version__}"
+                             + (f", run trained by {config['package_version']}"
+                                if config.get("package_version") else "")
                              + (f", torch {config['torch_version']}"
                                 if config.get("torch_version") else "")),
             ("scored", scored),

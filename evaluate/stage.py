@@ -31,8 +31,9 @@ from features import paths
 from features.clip_loader import resolve_device
 from features.errors import UserError
 from features.progress import Progress
-from features.metrics import video_class_scores
+from features.metrics import THRESHOLD, video_class_scores
 from features.store import NORMAL_CLASS, SPLITS, FeatureStore, frame_labels, open_store
+from train.rundir import CONFIG, find_best_run, load_run
 
 from . import plots, report, tables
 from .frame_scores import FrameScores, score_videos
@@ -41,7 +42,6 @@ from .outputs import OutputFolder
 from .summary import summarize
 
 log = logging.getLogger("pipeline")
-THRESHOLD = 0.5
 VIDEOS = tables.VIDEOS
 
 
@@ -85,8 +85,6 @@ class ScoreResult:
 def load_scoring_run(run, device: str = "auto"):
     """(run folder, model in eval mode, config) of ``run`` (a run folder or a runs folder
     with summary.csv; default: the best run under pipeline_out/runs)."""
-    from train.checkpoint import find_best_run, load_run
-
     runs = Path(run) if run else paths.default_runs()
     if not runs.exists():
         raise UserError(f"{runs}: no such run folder; train first (`pipeline train`) or pass "
@@ -296,7 +294,7 @@ def score_video(video_path, run=None, out=None, render: bool = False, csv: bool 
     run_dir, model, cfg = load_scoring_run(run, device)
     model_id = cfg.get("model_id")
     if not model_id:
-        raise UserError(f"{run_dir}/config.json: records no model_id, so the CLIP to extract "
+        raise UserError(f"{run_dir / CONFIG}: records no model_id, so the CLIP to extract "
                         "with is unknown; score extracted features with --features instead")
     with OutputFolder(out or paths.default_video_scores(video_path.stem),
                       {"video": str(video_path.resolve())}, "--out" if out else None) as folder:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.metrics import (NAN, ap_trapezoid, average_precision, class_table,
+from features.metrics import (NAN, THRESHOLD, ap_trapezoid, average_precision, class_table,
                               class_targets, false_alarm_rate, mean_over_present, roc_auc,
                               top1_accuracy, video_class_scores, youden_threshold)
+from features.schema import NORMAL_CLASS
 
 
 def prob_column(class_name: str) -> str:
@@ -23,7 +24,7 @@ def prob_column(class_name: str) -> str:
 
 
 def summarize(frames: pd.DataFrame, videos: pd.DataFrame, class_names: list[str],
-              normal_class: str = "Normal", threshold: float = 0.5) -> tuple[dict, pd.DataFrame]:
+              normal_class: str = NORMAL_CLASS, threshold: float = THRESHOLD) -> tuple[dict, pd.DataFrame]:
     """Every metric of the suite on a scored split: (metrics dict, per-class table).
 
     ``frames``: the per-frame table (video_id, p_anomaly, one ``p_<class>`` column per

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.metrics import THRESHOLD, json_safe
 from features.safe_write import atomic_write
 
 from .summary import prob_column
@@ -65,24 +66,10 @@ def write_table(frames: pd.DataFrame, out_dir: Path, csv: bool = False) -> list[
     return written
 
 
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        return _finite(value.item())
-    return value
-
-
 def write_metrics(path: Path, body: dict) -> Path:
     """metrics.json (nan written as null)."""
-    def clean(obj):
-        if isinstance(obj, dict):
-            return {k: clean(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [clean(v) for v in obj]
-        return _finite(obj)
-
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(clean(body), indent=2) + "\n"))
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(json_safe(body), indent=2)
+                                                         + "\n"))
 
 
 METRIC_LINES = [
@@ -93,7 +80,7 @@ METRIC_LINES = [
     ("mauc", "mAUC (anomaly classes)"),
     ("map", "mAP (anomaly classes)"),
     ("video_top1_accuracy", "top-1 video class accuracy"),
-    ("false_alarm_rate", "false alarm rate @ 0.5"),
+    ("false_alarm_rate", f"false alarm rate @ {THRESHOLD:g}"),
     ("youden_threshold", "Youden threshold"),
 ]
 

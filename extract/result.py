@@ -5,6 +5,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from features.datasets import LabelSummary
 from features.safe_write import atomic_write
 
 
@@ -29,6 +30,7 @@ class ExtractResult:
     videos_in_store: int = 0
     failures_csv: Path | None = None
     model: str = ""
+    labels: LabelSummary | None = None     # with --dataset: the labels written at the end
 
     @property
     def fps(self) -> float:
@@ -48,6 +50,8 @@ class ExtractResult:
         if self.failed:
             lines.append(f"{'failures':<12} {self.failures_csv}")
             lines += [f"  FAILED {f.path}: {f.reason}" for f in self.failed]
+        if self.labels is not None:
+            lines.append(str(self.labels))
         return "\n".join(lines)
 
 

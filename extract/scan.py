@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.errors import UserError
-
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
-    ".mts", ".m2ts", ".3gp", ".ogv", ".asf", ".vob", ".dv", ".mxf", ".y4m"})
+from features.schema import VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)

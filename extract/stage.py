@@ -20,10 +20,13 @@ from pathlib import Path
 import h5py
 from features import paths, schema
 from features.clip_loader import DEFAULT_MODEL, LoadedClip, load_clip
-from features.errors import UserError
+from features.datasets import read_annotations
+from features.datasets.labelling import label_locked
+from features.datasets.validation import check_fraction
+from features.errors import UserError, one_line
 from features.lock import store_lock
 from features.progress import Progress
-from features.safe_write import one_line, storage_error
+from features.safe_write import storage_error
 from features.store import FORMAT, read_attrs
 
 from .commit import SOURCE_ROOT, StorageError, committed_shards, merge_shards, parts_dir
@@ -118,7 +121,10 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
                    stride: int = 1, batch_size: int | None = None, device: str = "auto",
                    workers: int | None = None, scheduler: str | None = None,
                    progress: bool | None = None, decoder: str = "auto",
-                   wait: bool = False) -> ExtractResult:
+                   wait: bool = False, dataset: str | None = None,
+                   annotations: str | Path | None = None, labels: str | Path | None = None,
+                   val_fraction: float = 0.2, val_seed: int = 0,
+                   allow_missing: bool = False) -> ExtractResult:
     """Extract CLIP frame embeddings of every video under ``videos`` into ``out``.
 
     ``device``: ``auto`` (every GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or a
@@ -130,6 +136,11 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
     an :class:`ExtractResult`; videos that fail are listed there and in
     ``<out>.failures.csv`` and never stop the run. One writer at a time: another extract,
     label or import of ``out`` is an error naming it, or with ``wait`` awaited.
+
+    With ``dataset`` and ``annotations`` the stored videos are labelled at the end, as
+    :func:`features.datasets.label_store` does (``labels``, ``val_fraction``, ``val_seed``,
+    ``allow_missing`` as there), under the same writer lock: the annotations are read
+    first, so a bad line fails before any video is decoded (``result.labels``).
     """
     t0 = time.perf_counter()
     out = Path(out) if out else paths.default_features()
@@ -142,10 +153,19 @@ def extract_videos(videos: str | Path, out: str | Path | None = None, model: str
         raise UserError(f"--device {device}: a list is for local runs; on a Dask cluster each "
                         "worker uses its own GPU (--device auto)")
     workers = workers or os.cpu_count() or 1
+    if (dataset is None) != (annotations is None):
+        raise UserError("--dataset and --annotations go together; give both or neither")
+    ann = None
+    if dataset:
+        check_fraction(val_fraction)
+        ann = read_annotations(dataset, annotations, labels)
     scan = scan_videos(videos)
     with store_lock(out, "extract", wait=wait):
         result = _extract_locked(scan, out, model, stride, batch_size, device, devices,
                                  decoder, workers, scheduler, progress)
+        if ann is not None:
+            result.labels = label_locked(result.out, ann, val_fraction, val_seed,
+                                         allow_missing)
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import UserError
-
-DEFAULT_THRESHOLD = 0.5      # the threshold when no calibration says otherwise
+from .metrics import THRESHOLD as DEFAULT_THRESHOLD    # the threshold when no calibration says otherwise
 DEFAULT_MERGE_GAP_S = 0.5
 DEFAULT_MIN_DURATION_S = 0.0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 log = logging.getLogger("pipeline")
 
@@ -88,7 +88,7 @@ def load_clip(model_id: str = DEFAULT_MODEL, device: str | torch.device = "cpu",
         # loaded in the checkpoint's own dtype: the fingerprint does not depend on the device
         model = CLIPModel.from_pretrained(source, attn_implementation="sdpa")
     except OSError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise UserError(f"--model {model_id}: cannot load CLIP ({first}); check the id, your "
                         "network / HF_HUB_OFFLINE, or pass a local folder") from None
     fingerprint = weights_fingerprint(model)

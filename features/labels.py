@@ -9,7 +9,7 @@ labels rewrites the older slot in place, a few hundred KiB, instead of the file:
 - a reader that has the file open (training with ``cache=hdf5``) is not disturbed and does
   not block the write;
 - it costs milliseconds, where a crash-safe full copy of a UCF-Crime file (14 GB) costs
-  the copy time and 14 GB of free disk every time (``bench/labels.py``; README).
+  the copy time and 14 GB of free disk every time (``bench/labels.py``; docs/robustness.md).
 
 Whole-file rewrites (an extract merge, an import) carry the labels into the new file. Each
 video's entry remembers the frame count and source file it was labelled against: when a

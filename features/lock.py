@@ -27,23 +27,20 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from .errors import UserError
 from .safe_write import remove_quietly, storage_error, temp_path
+from .schema import utc_now
 
 log = logging.getLogger("pipeline")
 
 _NO_KERNEL_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 _POLL_S = 1.0
-_held: dict[tuple, int] = {}         # (lock path, thread) -> depth: re-entrant in a thread
-_guard = threading.Lock()
 
 
 def lock_path(store: Path) -> Path:
@@ -60,8 +57,7 @@ class Holder:
 
     @classmethod
     def me(cls, command: str) -> "Holder":
-        return cls(os.getpid(), socket.gethostname(), command,
-                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return cls(os.getpid(), socket.gethostname(), command, utc_now())
 
     @classmethod
     def parse(cls, text: str) -> "Holder | None":
@@ -91,37 +87,21 @@ def store_lock(store: str | Path, command: str, wait: bool = False) -> Iterator[
     """Hold the writer lock of the feature file ``store`` for the ``with`` block.
 
     A second writer gets a one-line UserError naming the holder, or with ``wait`` blocks
-    until the holder is done. Nested use in one thread (extract, then label) is allowed.
+    until the holder is done. The lock is not re-entrant: a stage takes it once for its
+    whole run (``extract --dataset`` labels under the extraction's lock), so a second
+    ``store_lock`` of the same file, even in the same process, is a second writer.
     The store's folder is created when missing.
     """
     path = lock_path(Path(store)).absolute()
-    key = (os.path.realpath(path), threading.get_ident())
-    with _guard:
-        if key in _held:
-            _held[key] += 1
-            nested = True
-        else:
-            nested = False
-    if nested:
-        try:
-            yield
-        finally:
-            with _guard:
-                _held[key] -= 1
-        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise storage_error(err, Path(store), "create its folder",
                             "use a feature file on a writable disk") from None
     fd = _acquire(path, Path(store), command, wait)
-    with _guard:
-        _held[key] = 1
     try:
         yield
     finally:
-        with _guard:
-            del _held[key]
         _release(fd, path)
 
 

@@ -23,7 +23,10 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from .schema import NORMAL_CLASS
+
 NAN = float("nan")
+THRESHOLD = 0.5       # a frame with p(anomaly) >= THRESHOLD counts as anomalous (by convention)
 
 
 def _binary(y, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -106,9 +109,23 @@ def youden_threshold(y, scores) -> dict:
             "j": float(j[i])}
 
 
-def false_alarm_rate(scores_of_normal_frames, threshold: float = 0.5) -> float:
+def json_safe(value):
+    """``value`` ready for standard JSON, recursively: an undefined metric (NaN, inf) becomes
+    null (None), numpy scalars Python numbers. What every JSON file of this tool holds."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def false_alarm_rate(scores_of_normal_frames, threshold: float = THRESHOLD) -> float:
     """False alarm rate: the fraction of frames of NORMAL videos with score >= threshold
-    (0.5 by convention). nan when there is no normal frame."""
+    (:data:`THRESHOLD` by convention). nan when there is no normal frame."""
     s = np.asarray(scores_of_normal_frames, dtype=np.float64).ravel()
     return float((s >= threshold).mean()) if len(s) else NAN
 
@@ -120,7 +137,7 @@ def video_auc(video_labels, video_frame_scores) -> float:
 
 
 def class_targets(y, video_ids, classes_of: Mapping[str, Sequence[str]],
-                  class_names: list[str], normal_class: str = "Normal") -> np.ndarray:
+                  class_names: list[str], normal_class: str = NORMAL_CLASS) -> np.ndarray:
     """(F, C) one-vs-rest positives of the recognition metrics, multi-label.
 
     Frame f is a positive of class c when it is anomalous (``y[f]`` = 1) and c is one of its
@@ -156,7 +173,7 @@ PER_CLASS = {"auc": roc_auc, "ap": average_precision, "ap_trapezoid": ap_trapezo
 
 
 def class_table(frame_classes, probs: np.ndarray, class_names: list[str],
-                normal_class: str = "Normal", metrics=tuple(PER_CLASS)) -> pd.DataFrame:
+                normal_class: str = NORMAL_CLASS, metrics=tuple(PER_CLASS)) -> pd.DataFrame:
     """Per anomaly class c, one-vs-rest on column c of ``probs`` over all frames pooled.
 
     Columns: class_name, n_frames (positives) and ``metrics`` (names of :data:`PER_CLASS`;
@@ -197,7 +214,7 @@ def mean_over_present(table: pd.DataFrame, column: str) -> float:
 
 
 def video_class_scores(probs: np.ndarray, class_names: list[str],
-                       normal_class: str = "Normal") -> pd.Series:
+                       normal_class: str = NORMAL_CLASS) -> pd.Series:
     """Video-level class scores: for each anomaly class c, sum over the video's frames of
     P(c) = softmax(S)_c * p_anomaly, so frames count in proportion to how anomalous they
     are. The predicted video class is the top one."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import h5py
 
-from .errors import UserError
+from .errors import UserError, one_line
 
 # errnos that mean "this place cannot take the write", with what to tell the user
 _STORAGE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
@@ -155,11 +155,6 @@ def storage_problem(err: BaseException) -> str | None:
 
 def is_disk_full(err: BaseException) -> bool:
     return error_errno(err) in _FULL
-
-
-def one_line(text: object) -> str:
-    """Error text on one line (HDF5 messages break after the time stamp)."""
-    return " ".join(str(text).split())
 
 
 def storage_error(err: BaseException, path: Path, doing: str, fix: str,

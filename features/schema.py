@@ -3,7 +3,7 @@
 Every module that writes or reads a feature file takes its names from here instead of
 retyping them: the file attributes, the per-video attributes and datasets, and the label
 fields (which live in the label slots, ``features/labels.py``, and which readers see as
-attributes). Each name comes with the one line that documents it; the README's table of
+attributes). Each name comes with the one line that documents it; the table of
 the file (``pipeline info --schema`` prints it) is generated from these declarations,
 and a test checks every writer (extract, import, labelling, the merge, the synthetic
 store) against them.
@@ -26,6 +26,12 @@ FORMAT_VERSION = 2
 NORMAL_CLASS = "Normal"
 SPLITS = ("train", "val", "test")
 EMBED_DTYPE = "float16"
+# the video files stage one takes; a video's id is its file name without one of these (a
+# manifest's ``shop/cam1.mts`` names the video extraction stored as ``cam1``)
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
+    ".mts", ".m2ts", ".3gp", ".ogv", ".asf", ".vob", ".dv", ".mxf", ".y4m"})
+DEFAULT_FPS = 30.0       # frame rate assumed where none is known (imported .npy features)
 
 # ------------------------------------------------------------------ attributes of "/"
 FILE_ATTRS = {
@@ -135,6 +141,7 @@ def _checked(values: dict, declared: dict, kind: str) -> dict:
 
 
 def utc_now() -> str:
+    """Now, UTC, ISO 8601 to the second: every time stamp this tool writes."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -182,7 +189,7 @@ def read_attrs(obj: h5py.HLObject) -> dict:
 
 
 def markdown() -> str:
-    """The README's table of every name in a feature file, from the declarations."""
+    """The table (docs/feature-file.md) of every name in a feature file, from the declarations."""
     sections = [("`/` attribute", FILE_ATTRS), ("`/videos/<video_id>` attribute", VIDEO_ATTRS),
                 ("`/videos/<video_id>` dataset", VIDEO_DATASETS),
                 ("label, file level", FILE_LABEL_FIELDS),

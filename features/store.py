@@ -42,10 +42,10 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .labels import read_labels, write_labels  # noqa: F401  (write_labels: re-exported)
 from .safe_write import (atomic_replace, atomic_write, file_mode,  # noqa: F401  (re-exported)
-                         fsync_path, one_line)
+                         fsync_path)
 from .schema import (EMBED_DTYPE, FILE_LABEL_FIELDS, FORMAT, FORMAT_VERSION,  # noqa: F401
                      NORMAL_CLASS, SPLITS, VIDEO_LABEL_ATTRS, attr_value, read_attrs)
 
@@ -251,6 +251,14 @@ class FeatureStore:
 
 def open_store(path: str | Path, mode: str = "r") -> FeatureStore:
     return FeatureStore(path, mode)
+
+
+def store_identity(path: str | Path) -> str:
+    """Path, size and modification time of a feature file: a re-extracted file is another
+    file (part of a training run's name and of its resume state)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return f"{p}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def frame_labels(n_frames: int, intervals) -> np.ndarray:

@@ -37,13 +37,13 @@ import numpy as np
 import pandas as pd
 
 from features import schema
+from features.datasets import ucf_crime
 from features.labels import put_slots, write_labels
 from features.store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
 
 DEFAULT_CLASSES = ("Arson", "Fighting", "Road_Accidents")
 # The 13 UCF-Crime anomaly classes (as a custom dataset would name them).
-UCF_CLASSES = ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
-               "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism")
+UCF_CLASSES = tuple(ucf_crime.ANOMALY_CLASSES)
 
 # The benchmark regimes: short anomalies (5-30% of a video), three variants per event
 # family, distractor events covering 20-70% of 90% of the videos (so distance from the

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from features.datasets import import_features, read_annotations
+from extract import import_features
+from features.datasets import read_annotations
 from features.datasets import shanghaitech, ucf_crime, xd_violence
 from features.datasets.reference_bundle import LABEL_TABLES
 from features.errors import UserError

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from features import UserError
-from features.datasets import import_features, label_store
+from extract import import_features
+from features.datasets import label_store
 from features.store import open_store
 from pipeline import cli
 from tests.dataset_files import (SH_FRAMES, UCF_FRAMES, UCF_TEMPORAL, UCF_TRAIN, XD_ANNOTATIONS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.datasets import import_features, scan_features
+from extract import import_features, scan_features
 from features.errors import UserError
 from features.store import open_store
 from tests.dataset_files import file_hash, write

@@ -16,7 +16,8 @@ import features.safe_write as safe_write
 from extract import extract_videos
 from extract.commit import parts_dir
 from features import UserError
-from features.datasets import import_features, label_store
+from extract import import_features
+from features.datasets import label_store
 from features.safe_write import temp_path
 from features.store import open_store
 from tests.dataset_files import assert_same_store, make_store, store_with, write

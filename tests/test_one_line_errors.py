@@ -26,11 +26,11 @@ def one_error_line(result, *needles: str) -> str:
 @pytest.fixture
 def no_model_loads(monkeypatch):
     """Fail the test if the CLIP text tower is loaded (errors must come before)."""
-    import train.prompts
+    import train.model.prompts
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the settings were checked")
-    monkeypatch.setattr(train.prompts, "load_clip", refuse)
+    monkeypatch.setattr(train.model.prompts, "load_clip", refuse)
 
 
 # ------------------------------------------------------------------ finding 13: settings
@@ -80,7 +80,7 @@ CLASSES = ["Arson", "Fighting", "Normal"]
 @pytest.fixture
 def run_dir(tmp_path):
     """A valid run folder of a tiny model, as training writes it."""
-    from train.checkpoint import save_checkpoint
+    from train.rundir import save_checkpoint
     from train.model import AnomalyCLIP
 
     cfg = {"class_names": CLASSES, "normal_class": "Normal", "normal_index": 2,

@@ -14,14 +14,15 @@ import pytest
 import features.store
 from extract import extract_videos
 from features import schema
-from features.datasets import import_features, label_store
+from extract import import_features
+from features.datasets import label_store
 from features.labels import read_labels, write_labels
 from features.lock import store_lock
 from features.store import open_store
 from tests.dataset_files import write
 from tests.media import make_video
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+FILE_DOC = Path(__file__).resolve().parents[1] / "docs" / "feature-file.md"
 MANIFEST = ("video,split,label,intervals\nn1,train,normal,\nn2,train,normal,\n"
             "a1,train,Theft,\na2,test,Theft,3-7\nn3,test,normal,\n")
 
@@ -92,11 +93,11 @@ def test_every_writer_writes_only_declared_names(videos, tiny_clip, synthetic_st
     _check_declared(synthetic_store, "samples/synthetic.py")
 
 
-def test_every_declared_name_is_documented_in_the_readme_and_the_store_docstring():
+def test_every_declared_name_is_documented_in_the_docs_and_the_store_docstring():
     table = schema.markdown()
-    readme = README.read_text(encoding="utf-8")
-    assert table in readme, ("README's table of the file differs from the declarations: "
-                             "paste the output of `pipeline info --schema` into it")
+    page = FILE_DOC.read_text(encoding="utf-8")
+    assert table in page, ("docs/feature-file.md's table of the file differs from the "
+                           "declarations: paste the output of `pipeline info --schema` into it")
     doc = features.store.__doc__
     for kind, names in _declared().items():
         for name in names:

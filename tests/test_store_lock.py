@@ -111,11 +111,14 @@ def test_lock_of_a_killed_writer_is_taken_over(tmp_path, caplog):
     assert not lock_path(store).exists() and not (tmp_path / "f.h5.tmp").exists()
 
 
-def test_nested_use_in_one_process_and_release_on_error(tmp_path):
+def test_the_lock_is_taken_once_and_released_on_error(tmp_path):
+    """Not re-entrant: a second store_lock of the same file, even in this process, is a
+    second writer (extract --dataset labels under the one lock of the extraction)."""
     store = tmp_path / "f.h5"
     with store_lock(store, "extract"):
-        with store_lock(store, "label"):             # extract --dataset labels under its lock
-            assert lock_path(store).exists()
+        with pytest.raises(UserError, match=f"pid {os.getpid()} .*pipeline extract"):
+            with store_lock(store, "label"):
+                pass
         assert lock_path(store).exists()
     assert not lock_path(store).exists()
     with pytest.raises(RuntimeError):

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from features.store import open_store
-from train.centroid import normal_centroid
-from train.directions import text_directions
-from train.inference import grid_rows, predict_video
-from train.losses import anomaly_clip_loss, select_segments
-from train.model import AnomalyCLIP, class_log_probs
-from train.prompts import PromptLearner, load_text_tower
-from train.selector import Selector
-from train.temporal import TemporalModel
+from train.model.centroid import normal_centroid
+from train.model.directions import text_directions
+from train.model.inference import grid_rows, predict_video
+from train.model.losses import anomaly_clip_loss, select_segments
+from train.model.model import AnomalyCLIP, class_log_probs
+from train.model.prompts import PromptLearner, load_text_tower
+from train.model.selector import Selector
+from train.model.temporal import TemporalModel
 from train.windows import BalancedBatches, read_window, window_rows
 
 CLASSES = ["Arson", "Fighting", "Normal", "Road_Accidents"]     # store order, Normal at 2

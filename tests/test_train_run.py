@@ -17,7 +17,7 @@ from features.store import open_store
 from pipeline import cli
 from tests.dataset_files import edit_labels
 from tests.train_helpers import TINY, split_metrics
-from train.checkpoint import find_best_run, load_run
+from train.rundir import find_best_run, load_run
 from train.config import build_config
 from train.run import initial_model, train_run
 from train.splits import training_split
@@ -260,7 +260,7 @@ def test_undefined_validation_metric_keeps_the_latest_epoch(tiny_clip, tmp_path)
 
 
 def test_damaged_run_folder_is_a_one_line_error(tmp_path):
-    from train.checkpoint import save_checkpoint
+    from train.rundir import save_checkpoint
     from train.model import AnomalyCLIP
 
     classes = ["Arson", "Normal"]

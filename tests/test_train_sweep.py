@@ -6,7 +6,7 @@ import pytest
 
 from features.errors import UserError
 from tests.train_helpers import TINY
-from train.checkpoint import find_best_run, load_run
+from train.rundir import find_best_run, load_run
 from train import sweep
 from train.config import build_config
 from train.stage import parse_seeds, parse_sweep, train

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from train.checkpoint import CONFIG, FORMAT, WEIGHTS, load_run
+from train.rundir import CONFIG, FORMAT, WEIGHTS, load_run
 from train.model import AnomalyCLIP
-from train.reversible import ReversibleBlock, ReversibleStack, saved_tensor_bytes
-from train.temporal import ChannelNorm, TemporalModel
+from train.model.reversible import ReversibleBlock, ReversibleStack, saved_tensor_bytes
+from train.model.temporal import ChannelNorm, TemporalModel
 
 
 def n_params(module: nn.Module) -> int:

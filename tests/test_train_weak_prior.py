@@ -12,11 +12,11 @@ import torch
 from features.store import open_store
 from samples.synthetic import DEFAULT_CLASSES, REGIMES, make_synthetic_store
 from tests.train_helpers import TINY, split_metrics
-from train.centroid import class_contrasts, event_contrast
+from train.model.centroid import class_contrasts, event_contrast
 from train.config import build_config
 from train.diagnose import at_chance, chance_warning
-from train.directions import data_shift, text_directions
-from train.losses import rank_hinge, select_segments
+from train.model.directions import data_shift, text_directions
+from train.model.losses import rank_hinge, select_segments
 from train.presets import CUSTOM, custom_schedule
 from train.run import train_run
 from train.stage import resolve_config
@@ -99,7 +99,7 @@ def test_option_learns_on_a_text_blind_store_where_the_faithful_method_does_not(
     vs 0.52-0.77, gap >= 0.20. Frame AUC is 0.64-0.74 vs 0.50-0.69 at this budget (the
     temporal model has barely started), gap 0.05-0.18, too close to assert;
     bench/weak_prior.py measures it at full length."""
-    from train.checkpoint import load_run
+    from train.rundir import load_run
 
     store = regime_stores["text-blind"]
     base = {**TINY, "epochs": 8, "warmup_epochs": 1}

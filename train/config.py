@@ -14,13 +14,13 @@ from typing import Any, Iterable
 
 import yaml
 
-from features.errors import UserError
+from features.errors import UserError, first_line
 
+from .model import TEMPORAL_MODELS
 from .presets import get_preset
 
 SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
 CACHE_MODES = ("auto", "memory", "hdf5")
-TEMPORAL_MODELS = ("reversible", "residual")    # train.temporal builds them
 PROTOCOLS = ("validated", "reference")
 SELECT_BY = ("selector", "temporal", "blend")
 DIRECTION_INITS = ("text", "data", "text+data")
@@ -52,7 +52,7 @@ class TrainConfig:
     lambda_topk_nor: float = 1.0
     lambda_smooth: float = 8e-4
     lambda_sparse: float = 8e-3
-    # -- when CLIP's text does not point at the anomalies (README: a run at chance) -------
+    # -- when CLIP's text does not point at the anomalies (docs/training.md: a run at chance) -------
     select_by: str = "selector"       # top-k by S (the paper); after warm-up by the temporal
                                       # score ("temporal") or both, z-scored ("blend")
     direction_init: str = "text"      # "data" / "text+data": directions start at (or add)
@@ -136,7 +136,7 @@ def read_value(key: str, text: str, source: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        why = getattr(err, "problem", None) or str(err).splitlines()[0]
+        why = getattr(err, "problem", None) or first_line(err)
         raise UserError(f"{source}: {text!r} is not a value ({why}); give a number such as "
                         "1e-4, true/false, or a YAML scalar") from None
 
@@ -171,7 +171,7 @@ def read_config_file(path: str | Path) -> dict:
         raise UserError(f"--config {path}: not a text file; pass a YAML or JSON file of "
                         "settings (key: value)") from None
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        first = str(err).splitlines()[0]
+        first = first_line(err)
         raise UserError(f"--config {path}: cannot parse ({first})") from None
     if data is None:
         return {}

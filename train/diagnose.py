@@ -14,13 +14,13 @@ import math
 
 CHANCE_MARGIN = 0.15
 DIAGNOSTICS = ("selector_video_auc", "video_auc")
-REMEDY = ("start the directions from the data and raise the learning rate (README, 'When a "
+REMEDY = ("start the directions from the data and raise the learning rate (docs/training.md, 'When a "
           "run sits at chance'): --preset custom, or --set direction_init=text+data "
           "--set lr=1e-3")
-# for a run that already has both: what the README says to look at next
+# for a run that already has both: what docs/training.md says to look at next
 NEXT = ("check the labels (a class whose videos do not show its event cannot be found) and "
         "that the normal videos come from the same cameras, or try a --sweep lr=3e-4,1e-3,3e-3 "
-        "(README, 'When a run sits at chance')")
+        "(docs/training.md, 'When a run sits at chance')")
 
 
 def at_chance(metrics: dict) -> bool:

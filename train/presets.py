@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from features.datasets import shanghaitech, ucf_crime, xd_violence
 from features.errors import UserError
+from features.schema import NORMAL_CLASS
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,12 @@ PRESETS = {
     "shanghaitech": Preset(
         "shanghaitech",
         dict(lr=5e-4, warmup_epochs=10, epochs=100, width=256, depth=2, concat_selector=True),
-        tuple(shanghaitech.CLASS_NAMES), alternatives=(("Anomaly", "Normal"),)),
+        tuple(shanghaitech.CLASS_NAMES), alternatives=(("Anomaly", NORMAL_CLASS),)),
 }
 PAPER_PRESETS = tuple(PRESETS)
 CUSTOM = "custom"
 
-# The custom preset. What it changes, and why, measured by bench/weak_prior.py (README,
+# The custom preset. What it changes, and why, measured by bench/weak_prior.py (docs/training.md,
 # "Your own dataset: the custom preset"): on a dataset of a few hundred videos the paper
 # presets' lr 1e-5 for ~300 steps learns nothing, and S picks random segments whenever
 # CLIP's text does not point at the anomalies; 300 steps at lr 1e-3 with the directions

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import torch
 
-from features.store import atomic_write
+from features.errors import first_line
+from features.store import atomic_write, store_identity
 
-from .checkpoint import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
-from .sweep import store_identity
+from .model import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
+from .rundir import STATE
 
 log = logging.getLogger("pipeline")
-STATE = "resume.pt"
 STATE_VERSION = 1
 # settings that change where and how fast a run computes, not what: a run may resume with
 # other values (e.g. on another GPU of the cluster)
@@ -104,7 +104,7 @@ def restore(run_dir: Path, ident: str, model, optimizer, schedule,
             raise ValueError("not a resume state of this version")
     except Exception as err:                     # unreadable: nothing in it can be used
         log.warning("%s: cannot be read (%s); training from epoch 1", path,
-                    str(err).splitlines()[0] if str(err) else type(err).__name__)
+                    first_line(err))
         return Progress()
     if state["identity"] != ident:
         log.warning("%s: saved by a run with another configuration or feature file; "

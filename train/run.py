@@ -7,7 +7,6 @@ rewritten whenever it improves), ``metrics.csv`` (one row per epoch, rewritten e
 """
 from __future__ import annotations
 
-import datetime as _dt
 import errno
 import json
 import logging
@@ -16,34 +15,31 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from features.clip_loader import resolve_device
 from features.errors import UserError
+from features.metrics import json_safe
+from features.schema import utc_now
 from features.progress import Progress
 from features.store import atomic_write, open_store
 
 from . import resume
-from .centroid import class_contrasts, normal_centroid
-from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .diagnose import chance_warning
-from .directions import data_shift
-from .losses import TERMS, anomaly_clip_loss
-from .model import AnomalyCLIP
+from .model import (TERMS, AnomalyCLIP, PromptLearner, anomaly_clip_loss, class_contrasts,
+                    data_shift, load_text_tower, normal_centroid)
 from .presets import check_classes, get_preset
-from .prompts import PromptLearner, load_text_tower
 from .protocol import reference_lr_factor, run_split, steps_per_epoch
 from .report import plot_losses
+from .rundir import LOSS_PLOT, METRICS, RESULT, STATE, save_checkpoint
 from .splits import Split
 from .validate import metric_suffix, uses_video_labels, validation_metrics
-from .windows import (BalancedBatches, HDF5Rows, MemoryRows, WindowDataset, fits_in_memory,
-                      rows_bytes, window_loader)
+from .windows import (MEMORY_SHARE, BalancedBatches, HDF5Rows, MemoryRows, WindowDataset,
+                      fits_in_memory, rows_bytes, window_loader)
 
 log = logging.getLogger("pipeline")
-RESULT = "result.json"
 LAST_EPOCH = "last_epoch"          # select_metric of a run without validation: no selection
 _CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -72,7 +68,9 @@ def lr_factor(step: int, steps_per_epoch: int, warmup_epochs: float, epochs: int
     return 0.5 * (1 + math.cos(math.pi * min((t - warmup_epochs) / span, 1.0)))
 
 
-def _check_store(store, config: TrainConfig, split: Split) -> None:
+def check_store(store, config: TrainConfig, split: Split) -> None:
+    """The checks of a run before any model loads: the preset's classes, a known text
+    model (one clear line on failure)."""
     if config.preset:
         check_classes(get_preset(config.preset), split.class_names, store.path)
     if "model_id" not in store.attrs and not config.text_model:
@@ -118,19 +116,22 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
 
 
 def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
-              progress: bool = True, memory_share: float = 0.4) -> RunResult:
+              progress: bool = True, memory_share: float = MEMORY_SHARE,
+              split: Split | None = None) -> RunResult:
     """Train one AnomalyCLIP on the store ``features``; see the module docstring for outputs.
 
     ``memory_share``: with ``cache=auto``, the windows are cached in RAM when the training
     and validation rows take at most this share of physical memory (runs sharing a machine
-    pass their part of it).
+    pass their part of it). ``split``: the run's split when the caller has read and
+    checked it (:func:`check_store`) from this store already.
     """
     t0 = time.time()
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     with open_store(features) as store:
-        split = run_split(store, config)
-        _check_store(store, config, split)
+        if split is None:
+            split = run_split(store, config)
+            check_store(store, config, split)
         model = initial_model(store, split, config, device)
         train_src, val_src = make_sources(store, split, config, progress, memory_share)
         val_frames = {v: store.frame_index(v) for v in split.val["video_id"]}
@@ -154,7 +155,7 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
 
 
 def make_sources(store, split: Split, config: TrainConfig, progress: bool = False,
-                 memory_share: float = 0.4):
+                 memory_share: float = MEMORY_SHARE):
     """(train, val) row sources: in RAM (cache=memory, or auto when it fits) or HDF5."""
     train_ids, val_ids = list(split.train["video_id"]), list(split.val["video_id"])
     mode = config.cache
@@ -247,11 +248,11 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     diagnosed = done.epoch > config.warmup_epochs   # judged by the process that ran warm-up
     if done.epoch:
         log.info("resuming %s from epoch %d of %d (epochs 1-%d restored from %s)", out_dir,
-                 done.epoch + 1, config.epochs, done.epoch, resume.STATE)
+                 done.epoch + 1, config.epochs, done.epoch, STATE)
         _write_history(history, out_dir)        # a later epoch's row may have been written
         if best_epoch == done.epoch:            # and this epoch's checkpoint may not
             save_checkpoint(model, {**run_config, "best_epoch": best_epoch,
-                                    "metrics": _finite(best)}, out_dir)
+                                    "metrics": json_safe(best)}, out_dir)
     # a bar of steps on a terminal, one line per epoch elsewhere (features/progress.py)
     bar = Progress(config.epochs * steps, out_dir.name, "step", None if progress else False,
                    every=0, initial=done.epoch * steps)
@@ -303,7 +304,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         _write_history(history, out_dir)
         if improved:
             save_checkpoint(model, {**run_config, "best_epoch": epoch,
-                                    "metrics": _finite(metrics)}, out_dir)
+                                    "metrics": json_safe(metrics)}, out_dir)
     bar.close()
     if not len(split.val):                       # no validation: keep the last epoch
         if config.protocol == "reference":
@@ -312,31 +313,21 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
             log.warning("no validation videos: keeping the last epoch (not selected)")
         save_checkpoint(model, {**run_config, "best_epoch": None, "metrics": {}}, out_dir)
     frame = pd.DataFrame(history)
-    plot_losses(frame, step_losses, out_dir / "loss.png", f"val_{key}")
+    plot_losses(frame, step_losses, out_dir / LOSS_PLOT, f"val_{key}")
     seconds = time.time() - t0
     result = RunResult(out_dir, best_epoch, best, frame, config.to_dict(), seconds)
-    body = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": _finite(best),
+    body = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": json_safe(best),
             "select_metric": key, "seconds": round(seconds, 2),
             "config": config.to_dict(), "features": store_info["features"],
             "resumed_after_epochs": done.resumed_at,
-            "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "finished_utc": utc_now()}
     atomic_write(out_dir / RESULT, lambda tmp: tmp.write_text(
-        json.dumps(body, indent=2, default=_json_default) + "\n"))
+        json.dumps(json_safe(body), indent=2, default=str) + "\n"))
     resume.clear(out_dir)
     return result
 
 
 def _write_history(history: list[dict], out_dir: Path) -> None:
-    atomic_write(out_dir / "metrics.csv",
+    atomic_write(out_dir / METRICS,
                  lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False))
 
-
-def _finite(metrics: dict) -> dict:
-    """NaN (undefined metric) -> None, so the JSON files stay standard JSON."""
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return str(value)

@@ -16,8 +16,11 @@ from features.store import open_store
 
 from . import resume
 from .config import FIELDS, TrainConfig, build_config, coerce, read_config_file, read_value
-from .presets import CUSTOM, PAPER_PRESETS, check_classes, custom_schedule, get_preset
+from .presets import CUSTOM, PAPER_PRESETS, custom_schedule
 from .protocol import run_split, steps_per_epoch
+from .run import check_store
+from .rundir import SUMMARY
+from .splits import Split
 from .sweep import (finished_run, plan_runs, read_result, reuse_or_train, run_many,
                     summary_rows, write_summary)
 
@@ -87,18 +90,28 @@ def resolve_config(features, preset: str | None = None, config_file=None,
     :func:`_infer_preset`), the config file and the settings. The custom preset's epochs
     are sized to the store's training split (after carving validation) unless the settings
     fix them; its warm-up and validation interval follow the epochs."""
+    return _resolve(features, preset, config_file, settings, check=False)[0]
+
+
+def _resolve(features, preset, config_file, settings,
+             check: bool) -> tuple[TrainConfig, Split | None]:
+    """(config, the run's split) from one opening of the store; with ``check``, also the
+    label, preset and text-model checks of a run (one clear line before any run starts).
+    The split is read only when needed (``check``, or sizing the custom preset)."""
     overrides = dict(settings or {})
     config = build_config(preset, config_file, overrides)    # settings checked first
-    with open_store(features) as store:                      # opened once for both questions
+    with open_store(features) as store:                      # opened once for every question
         if preset is None and "preset" not in overrides:
             preset = _infer_preset(store, config.protocol)
             if preset:
                 log.info("using preset %s (%s)", preset, "the store's dataset"
                          if preset != CUSTOM else "the store's dataset is not a paper preset")
                 config = build_config(preset, config_file, overrides)
-        if config.preset != CUSTOM:
-            return config
-        split = run_split(store, config)
+        split = run_split(store, config) if check or config.preset == CUSTOM else None
+        if check:
+            check_store(store, config, split)
+    if config.preset != CUSTOM:
+        return config, split
     abnormal = int((split.train["class_name"] != split.normal_class).sum())
     steps = config.steps_per_epoch or steps_per_epoch(
         abnormal, len(split.train) - abnormal, config.batch_size // 2, config.protocol)
@@ -106,15 +119,7 @@ def resolve_config(features, preset: str | None = None, config_file=None,
     sized = custom_schedule(steps, config.epochs if "epochs" in given else None)
     log.info("custom preset: %d steps per epoch -> %d epochs, lr %g", steps, sized["epochs"],
              config.lr)
-    return build_config(config.preset, config_file, overrides, sized=sized)
-
-
-def preflight(features: Path, config: TrainConfig) -> None:
-    """Label and preset checks before any run starts (one clear line on failure)."""
-    with open_store(features) as store:
-        split = run_split(store, config)
-        if config.preset:
-            check_classes(get_preset(config.preset), split.class_names, store.path)
+    return build_config(config.preset, config_file, overrides, sized=sized), split
 
 
 def train(features=None, preset: str | None = None, config_file=None,
@@ -135,12 +140,13 @@ def train(features=None, preset: str | None = None, config_file=None,
                        ("protocol", protocol)):
         if value is not None:
             overrides[key] = value
-    config = resolve_config(features, preset, config_file, overrides)
-    preflight(features, config)
+    config, split = _resolve(features, preset, config_file, overrides, check=True)
     grid = sweep or {}
     specs = plan_runs(config, features, out, seeds, grid)
-    if len(specs) == 1 and not scheduler:
-        results = [reuse_or_train(features, specs[0].config, specs[0].run_dir, progress)]
+    if len(specs) == 1 and not scheduler:             # here: the split checked above trains
+        same = specs[0].config == config
+        results = [reuse_or_train(features, specs[0].config, specs[0].run_dir, progress,
+                                  split=split if same else None)]
     else:
         log.info("%d runs on Dask (%s)", len(specs), scheduler or "LocalCluster")
         for spec in specs:
@@ -158,7 +164,7 @@ def train(features=None, preset: str | None = None, config_file=None,
     mine.attrs["varied"] = list(grid)
     best = merged[merged["best"]]
     best_run = out / best.iloc[0]["run_dir"] if len(best) else None
-    return TrainSummary(mine, best_run, out / "summary.csv")
+    return TrainSummary(mine, best_run, out / SUMMARY)
 
 
 def _interrupted(specs) -> str:

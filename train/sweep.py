@@ -22,14 +22,16 @@ from pathlib import Path
 import pandas as pd
 
 import features
-from features.errors import UserError
+from features.errors import UserError, first_line
 from features.progress import Progress
-from features.store import atomic_write
+from features.store import atomic_write, store_identity
 
 from .config import TrainConfig
+from .run import train_run
+from .rundir import RESULT, SUMMARY, WEIGHTS
+from .windows import MEMORY_SHARE
 
 log = logging.getLogger("pipeline")
-RESULT = "result.json"
 
 
 def package_version() -> str:
@@ -43,13 +45,6 @@ class RunSpec:
     config: TrainConfig
     varied: dict                  # the grid values of this run (not the seed)
     run_dir: Path
-
-
-def store_identity(features: str | Path) -> str:
-    """Path, size and modification time: a re-extracted store is a different store."""
-    p = Path(features).resolve()
-    st = p.stat()
-    return f"{p}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _slug(value) -> str:
@@ -90,7 +85,7 @@ def read_result(run_dir: str | Path) -> dict | None:
         if not isinstance(body, dict):
             raise ValueError("not a JSON object")
     except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a result of this tool ({str(err).splitlines()[0]}); "
+        raise UserError(f"{path}: not a result of this tool ({first_line(err)}); "
                         "delete the file to train this run again") from None
     return body
 
@@ -108,15 +103,15 @@ def finished_run(run_dir: str | Path, announce: bool = True) -> dict | None:
 
 
 def reuse_or_train(features, config: TrainConfig, run_dir: str | Path, progress: bool,
-                   memory_share: float = 0.4, announce: bool = True) -> dict:
+                   memory_share: float = MEMORY_SHARE, announce: bool = True, split=None) -> dict:
     """Reuse a finished run or train it: the result of ``run_dir``, trained (or resumed)
-    first when it has not finished. Both a single run here and a Dask task call this."""
+    first when it has not finished. Both a single run here and a Dask task call this
+    (``split``: the run's split, already read and checked by the caller)."""
     done = finished_run(run_dir, announce)
     if done is not None:
         return done
-    from .run import train_run
-
-    train_run(features, config, run_dir, progress=progress, memory_share=memory_share)
+    train_run(features, config, run_dir, progress=progress, memory_share=memory_share,
+              split=split)
     return read_result(run_dir)
 
 
@@ -135,7 +130,7 @@ def _pick_device(device: str) -> str:
 
 
 def _run_task(features: str, config: dict, run_dir: str, threads: int | None,
-              memory_share: float = 0.4) -> dict:
+              memory_share: float = MEMORY_SHARE) -> dict:
     """Runs on a Dask worker: train one run (or return its finished result, announced by
     the caller before submitting)."""
     if threads:
@@ -186,7 +181,7 @@ def run_many(features, specs: list[RunSpec], scheduler: str | None = None,
     client = Client(scheduler) if scheduler else Client(cluster)
     results = {}
     try:
-        share = 0.4 / _workers_per_host(client)     # runs on one machine share its RAM
+        share = MEMORY_SHARE / _workers_per_host(client)     # runs on one machine share its RAM
         stores = features if isinstance(features, list) else [features] * len(specs)
         futures = {client.submit(_run_task, str(Path(f).resolve()),
                                  s.config.to_dict(), str(s.run_dir.resolve()), threads, share,
@@ -221,7 +216,7 @@ def summary_rows(specs: list[RunSpec], results: list[dict], features) -> pd.Data
                "select_value": best.get(select) if select else None,
                **{f"val_{k}": v for k, v in best.items()},
                "seconds": res.get("seconds"),
-               "checkpoint": f"{spec.name}/model.safetensors" if not res.get("error")
+               "checkpoint": f"{spec.name}/{WEIGHTS}" if not res.get("error")
                else ""}                     # run_dir and checkpoint: relative to runs/
         rows.append(row)
     return pd.DataFrame(rows)
@@ -230,7 +225,7 @@ def summary_rows(specs: list[RunSpec], results: list[dict], features) -> pd.Data
 def write_summary(runs_dir: str | Path, new: pd.DataFrame) -> pd.DataFrame:
     """Merge ``new`` rows into ``runs_dir/summary.csv`` (same run name: replaced) and mark the
     best run among the finished runs on the same store with the same selection metric."""
-    path = Path(runs_dir) / "summary.csv"
+    path = Path(runs_dir) / SUMMARY
     table, old_best = new, None
     if path.exists():
         old = pd.read_csv(path)

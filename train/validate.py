@@ -30,7 +30,7 @@ from features.metrics import (average_precision, class_table, class_targets,
                               video_class_scores)
 from features.store import frame_labels
 
-from .inference import predict_videos
+from .model import predict_videos
 
 
 def uses_video_labels(meta: pd.DataFrame, normal_class: str) -> bool:

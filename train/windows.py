@@ -95,11 +95,16 @@ class MemoryRows:
         return self.data[self.offsets[i]:self.offsets[i + 1]]
 
 
+# with cache=auto, a run's windows come from RAM when its rows take at most this share of
+# physical memory (runs sharing a machine split it between them)
+MEMORY_SHARE = 0.4
+
+
 def rows_bytes(store, video_ids: list[str]) -> int:
     return sum(int(np.prod(store.embeddings(v).shape)) * 2 for v in video_ids)
 
 
-def fits_in_memory(n_bytes: int, fraction: float = 0.4) -> bool:
+def fits_in_memory(n_bytes: int, fraction: float = MEMORY_SHARE) -> bool:
     """True when ``n_bytes`` is at most ``fraction`` of this machine's physical memory."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

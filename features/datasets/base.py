@@ -16,10 +16,11 @@ import pandas as pd
 
 from ..errors import UserError
 from ..store import NORMAL_CLASS
+from ..schema import VIDEO_EXTENSIONS
 
-# extensions stripped from names in lists (videos, and features as peers' lists name them)
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
-                    ".flv", ".ts", ".3gp", ".h264", ".npy"}
+# extensions stripped from names in lists: the videos stage one takes, and features (.npy)
+# as peers' lists name them
+_NAME_EXTENSIONS = VIDEO_EXTENSIONS | {".npy"}
 _CROP_SUFFIX = re.compile(r"__\d+$")       # name__3.npy: crop 3 of video "name"
 SHOWN = 10                                 # names shown in a one-line message
 
@@ -33,7 +34,7 @@ def video_key(name: str) -> str:
     """
     base = re.split(r"[\\/]", name.strip())[-1]
     suffix = Path(base).suffix
-    if suffix.lower() in VIDEO_EXTENSIONS:
+    if suffix.lower() in _NAME_EXTENSIONS:
         base = base[: -len(suffix)]
     return _CROP_SUFFIX.sub("", base)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..store import NORMAL_CLASS, SPLITS
 from .base import Annotations, check_class_spelling, is_normal_name, video_key
 
@@ -44,7 +44,7 @@ def _table(path: Path) -> tuple[pd.DataFrame, str]:
     except FileNotFoundError:
         raise UserError(f"{path}: no such manifest; pass --annotations MANIFEST.csv") from None
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise UserError(f"{path}: cannot read the manifest ({first}); it must be a CSV with a "
                         "header line (video,split,label[,intervals]) or a Parquet file") from None
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ from ..errors import UserError
 from ..labels import write_labels
 from ..lock import store_lock
 from ..safe_write import atomic_write, storage_error
+from ..schema import utc_now
 from ..store import NORMAL_CLASS, SPLITS, open_store
 from . import csv_manifest, reference_bundle, shanghaitech, ucf_crime, xd_violence
 from .base import Annotations, first_names, video_key
@@ -40,7 +40,7 @@ def read_annotations(dataset: str, annotations: str | Path,
     path = Path(annotations).expanduser()
     if not path.exists():
         raise UserError(f"{path}: no such annotations file or folder; pass --annotations with "
-                        "the dataset's official files (see README, Datasets)")
+                        "the dataset's official files (see docs/datasets.md)")
     if dataset == reference_bundle.NAME or (dataset in reference_bundle.LABEL_TABLES
                                             and reference_bundle.detect(path)):
         return reference_bundle.read(path, dataset, labels)
@@ -196,7 +196,7 @@ def apply_plan(store_path: Path, ann: Annotations, plan: LabelPlan, val_fraction
     write_labels(store_path, plan.labels, plan.class_names, ann.dataset,
                  attrs={"labels_source": str(ann.source), "val_fraction": float(val_fraction),
                         "val_seed": int(val_seed), "val_carved": bool(plan.carved),
-                        "labelled_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                        "labelled_utc": utc_now()})
 
 
 def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
@@ -212,11 +212,13 @@ def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
     open_store(store_path).close()                   # a clear error before taking the lock
     ann = read_annotations(dataset, annotations, labels)
     with store_lock(store_path, "label", wait=wait):
-        return _label_locked(store_path, ann, val_fraction, val_seed, allow_missing)
+        return label_locked(store_path, ann, val_fraction, val_seed, allow_missing)
 
 
-def _label_locked(store_path: Path, ann: Annotations, val_fraction: float, val_seed: int,
-                  allow_missing: bool) -> LabelSummary:
+def label_locked(store_path: Path, ann: Annotations, val_fraction: float, val_seed: int,
+                 allow_missing: bool) -> LabelSummary:
+    """:func:`label_store` with the annotations already read, by a caller that holds the
+    store's writer lock (``extract --dataset`` labels under the extraction's lock)."""
     videos = _videos_of(store_path)
     plan = plan_labels(ann, videos, store_path, val_fraction, val_seed, allow_missing)
     if plan.missing:

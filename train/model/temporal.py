@@ -6,7 +6,7 @@ axial_pos_emb_shape=(N, L))``, written here from its description:
 
 - input Linear(in_dim -> E), plus an axial position embedding: one learned E-vector per
   segment and one per frame-in-segment, each initialised N(0, 1);
-- each layer is two reversible blocks on two streams (:mod:`train.reversible`): first
+- each layer is two reversible blocks on two streams (:mod:`train.model.reversible`): first
   f = self-attention along the segment axis (N tokens: long-term), g = self-attention along
   the frame axis (L tokens: short-term); then f and g = two separate conv feed-forwards.
   The input is duplicated into both streams and the output is the mean of the streams;
@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TEMPORAL_MODELS
 from .reversible import ReversibleBlock, ReversibleStack
+
+TEMPORAL_MODELS = ("reversible", "residual")    # the kinds TemporalModel builds
 
 
 class AxisAttention(nn.Module):

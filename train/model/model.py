@@ -12,7 +12,7 @@ Forward on windows (the contract the scorer relies on)::
 
 N and L must be the values the model was built with (config ``num_segments``,
 ``seg_length``): the position embedding is learned per grid cell. Whole videos are scored by
-the inference procedure (wrap-around padding, interleaved grids): :mod:`train.inference`.
+the inference procedure (wrap-around padding, interleaved grids): :mod:`train.model.inference`.
 
 In ``eval()`` mode BatchNorm uses its running statistics and the text embeddings T come from
 the ``text_features`` buffer, refreshed from the prompt learner whenever ``eval()`` is
@@ -29,6 +29,8 @@ from .directions import text_directions
 from .prompts import PromptLearner
 from .selector import Selector
 from .temporal import TemporalModel
+
+FROZEN_TOWER = "prompt_learner.encoder."      # state-dict prefix of the frozen CLIP text tower
 
 
 class AnomalyCLIP(nn.Module):

@@ -1,4 +1,5 @@
-"""Import features someone already extracted (one ``.npy`` per video) into a feature store.
+"""The second way into the feature file: features someone already extracted (one ``.npy``
+per video), imported beside stage one's own extraction.
 
 ``features_dir`` is searched recursively. Each video is one of:
 
@@ -30,21 +31,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-from .. import schema
-from ..errors import UserError
-from ..labels import put_slots
-from ..lock import store_lock
-from ..paths import default_features
-from ..progress import Progress
-from ..safe_write import H5Writer, atomic_write, one_line, storage_errors
-from ..store import open_store, write_file_attrs, write_video
-from .base import first_names
-from .labelling import LabelSummary, apply_plan, plan_labels, read_annotations
-from .validation import check_fraction
+from features import schema
+from features.schema import DEFAULT_FPS
+from features.datasets.base import first_names
+from features.datasets.labelling import LabelSummary, apply_plan, plan_labels, read_annotations
+from features.datasets.validation import check_fraction
+from features.errors import UserError, first_line, one_line
+from features.labels import put_slots
+from features.lock import store_lock
+from features.paths import default_features
+from features.progress import Progress
+from features.safe_write import H5Writer, atomic_write, storage_errors
+from features.store import open_store, write_file_attrs, write_video
 
 log = logging.getLogger("pipeline")
 
-DEFAULT_FPS = 30.0
 _CROP_FILE = re.compile(r"^(.+)__(\d+)$")
 
 
@@ -163,13 +164,13 @@ def scan_features(features_dir: str | Path) -> list[FeatureFile]:
 
 def _model_fingerprint(model: str, dim: int) -> tuple[str, str]:
     """(sha256, revision) of the CLIP ``model`` when it loads here, else ("", "")."""
-    from ..clip_loader import load_clip
+    from features.clip_loader import load_clip
 
     try:
         clip = load_clip(model, "cpu")
     except (UserError, OSError, ValueError) as err:
         log.warning("warning: could not load --model %s here (%s); recording its id only, "
-                    "model_sha256 left empty", model, str(err).splitlines()[0] if str(err) else err)
+                    "model_sha256 left empty", model, first_line(err))
         return "", ""
     if clip.embed_dim != dim:
         raise UserError(f"--model {model}: its embeddings are {clip.embed_dim}-dim but the "
@@ -267,8 +268,13 @@ def _import_locked(files: list[FeatureFile], features_dir, dataset, annotations,
             if out.exists():
                 h5.attrs["updated_utc"] = schema.utc_now()
             else:
-                write_file_attrs(h5, _file_attrs(model, sha, revision, dim, stride, fps, crop,
-                                                 n_crops, features_dir))
+                unknown = "unknown (imported features)"
+                write_file_attrs(h5, schema.file_attrs(
+                    source="imported", model_id=model, model_sha256=sha,
+                    model_revision=revision, embed_dim=dim, stride=stride,
+                    preprocessing=unknown, decoder=unknown, fps=float(fps), fps_assumed=True,
+                    imported_from=str(features_dir), crop=str(crop), source_crops=n_crops,
+                    **({"n_crops": n_crops} if crop == "all" else {})))
             h5.require_group("videos")
             with Progress(len(new), "import", "video") as bar:
                 for f in new:
@@ -304,16 +310,6 @@ def _check_existing(out: Path, model: str, dim: int, stored_crops: int | None, c
                             f"{a.get('stride')}; use the same options or another --out file")
         meta = store.metadata()
     return pd.DataFrame({"video_id": meta["video_id"], "n_frames": meta["n_frames"]})
-
-
-def _file_attrs(model, sha, revision, dim, stride, fps, crop, n_crops, features_dir) -> dict:
-    unknown = "unknown (imported features)"
-    extra = {"n_crops": n_crops} if crop == "all" else {}
-    return schema.file_attrs(
-        source="imported", model_id=model, model_sha256=sha, model_revision=revision,
-        embed_dim=dim, stride=stride, preprocessing=unknown, decoder=unknown, fps=float(fps),
-        fps_assumed=True, imported_from=str(features_dir), crop=str(crop),
-        source_crops=n_crops, **extra)
 
 
 def _write_one(h5: h5py.File, f: FeatureFile, features_dir, crop, stride: int, fps: float) -> None:
