@@ -618,7 +618,6 @@ def _run_rows(body: dict, config: dict, scored: str) -> list[tuple[str, str]]:
             ("model", config.get("model_id") or "?"),
             ("preset / protocol / seed", " / ".join(str(config.get(k, "?"))
                                                     for k in ("preset", "protocol", "seed"))),
-            ("temporal model", str(config.get("temporal", "?"))),
             ("feature file", body.get("features") or body.get("video") or "?"),
             ("split", body.get("split") or "one video"),
             ("code version", f"scored by anomalyclip-pipeline "

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .labels import has_slots
 from .store import open_store
 
 _FILE_KEYS = ["model_id", "model_sha256", "model_revision", "embed_dim", "dtype", "stride",
@@ -47,9 +46,7 @@ def _where_labels(store) -> str:
     a = store.attrs
     if not store.labels.videos:
         return "none yet (`pipeline label` writes them into /labels of this file)"
-    where = ("/labels of this file (JSON in slot0/slot1)" if has_slots(store.h5)
-             else "the video groups' attrs (format 1: the next `pipeline label` moves them "
-                  "into /labels)")
+    where = "/labels of this file (JSON in slot0/slot1)"
     when = f", {a['labelled_utc']}" if a.get("labelled_utc") else ""
     source = f" from {a['labels_source']}" if a.get("labels_source") else ""
     return (f"{len(store.labels.videos)} videos, {a.get('dataset', '?')}{source}{when}; in "

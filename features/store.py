@@ -121,15 +121,17 @@ def write_file_attrs(h5: h5py.File, attrs: dict) -> None:
 
 
 class FeatureStore:
-    """Read access to a feature file; arrays are read lazily, one video at a time."""
+    """Read access to a feature file; arrays are read lazily, one video at a time.
+    ``old_labels``: what labels of format 1 (v0.1) do (:func:`features.labels.read_labels`):
+    raise a one-line error naming `pipeline label`, or ``"ignore"`` (labelling itself)."""
 
-    def __init__(self, path: str | Path, mode: str = "r"):
+    def __init__(self, path: str | Path, old_labels: str = "raise"):
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"{self.path}: no such feature file; run `pipeline extract --videos DIR` "
                             "(or `pipeline import`) first, or pass the right path")
         try:
-            self.h5 = h5py.File(self.path, mode)
+            self.h5 = h5py.File(self.path, "r")
         except OSError as err:
             raise UserError(f"{self.path}: not a readable HDF5 file ({one_line(err)}); re-run "
                             "`pipeline extract` to rebuild it") from None
@@ -137,7 +139,11 @@ class FeatureStore:
             self.h5.close()
             raise UserError(f"{self.path}: HDF5 file is not a feature store of this tool (no "
                             f"'format={FORMAT}' attribute); create one with `pipeline extract`")
-        self.labels = read_labels(self.h5)
+        try:
+            self.labels = read_labels(self.h5, old_labels)
+        except UserError:
+            self.h5.close()
+            raise
         self.attrs = {**{k: v for k, v in read_attrs(self.h5).items()
                          if k not in FILE_LABEL_FIELDS}, **self.labels.store_attrs()}
         self._videos = self.h5.get("videos")
@@ -187,7 +193,8 @@ class FeatureStore:
         return self._group(video_id)["timestamps_ms"][()]
 
     def _stored_attrs(self, video_id: str) -> dict:
-        """The video group's attrs without labels (format 1 kept labels there too)."""
+        """The video group's attrs without labels (format 1 kept labels there too: a file
+        being labelled again may still have them)."""
         if video_id not in self._raw:
             self._raw[video_id] = {k: v for k, v in read_attrs(self._group(video_id)).items()
                                    if k not in VIDEO_LABEL_ATTRS}
@@ -249,8 +256,8 @@ class FeatureStore:
         self.close()
 
 
-def open_store(path: str | Path, mode: str = "r") -> FeatureStore:
-    return FeatureStore(path, mode)
+def open_store(path: str | Path, old_labels: str = "raise") -> FeatureStore:
+    return FeatureStore(path, old_labels)
 
 
 def store_identity(path: str | Path) -> str:

@@ -111,8 +111,7 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
                                          keep_text=config.direction_init == "text+data"))
     return AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
                        config.num_segments, config.seg_length, config.width, config.depth,
-                       config.heads, config.concat_selector, centroid, prompts,
-                       temporal=config.temporal).to(device)
+                       config.heads, config.concat_selector, centroid, prompts).to(device)
 
 
 def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,

@@ -181,7 +181,7 @@ class LabelSummary:
 
 def _videos_of(store_path: Path) -> pd.DataFrame:
     """video_id and native frame count of every complete video of the store."""
-    with open_store(store_path) as store:
+    with open_store(store_path, old_labels="ignore") as store:    # labels are replaced
         meta = store.metadata()
     n = meta["n_frames"].astype("float64")
     fallback = meta["n_rows"].astype("float64") * meta["stride"].fillna(1).astype("float64")
@@ -209,7 +209,7 @@ def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
     Another process writing the store is an error naming it, or with ``wait`` awaited."""
     store_path = Path(store_path)
     check_fraction(val_fraction)
-    open_store(store_path).close()                   # a clear error before taking the lock
+    open_store(store_path, old_labels="ignore").close()   # a clear error before the lock
     ann = read_annotations(dataset, annotations, labels)
     with store_lock(store_path, "label", wait=wait):
         return label_locked(store_path, ann, val_fraction, val_seed, allow_missing)
