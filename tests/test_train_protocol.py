@@ -108,7 +108,7 @@ def test_cli_reference_run_keeps_the_last_epoch_and_is_scored(val_store, tmp_pat
     assert history["step"].tolist() == [1, 2, 3]
     assert history["lr"].tolist() == pytest.approx([0.0, 5e-4, 1e-3])   # per epoch
     assert not any(c.startswith("val_") for c in history.columns)
-    scored = CliRunner().invoke(cli, ["score", "--features", str(val_store), "--checkpoint",
+    scored = CliRunner().invoke(cli, ["score", "--features", str(val_store), "--run",
                                       str(runs), "--out", str(tmp_path / "scores")])
     assert scored.exit_code == 0, scored.output
     metrics = json.loads((tmp_path / "scores" / "metrics.json").read_text())
