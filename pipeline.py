@@ -184,17 +184,26 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
 @click.argument("features_file", type=click.Path(), required=False)
 @click.option("--schema", is_flag=True,
               help="Print every name a feature file may hold, with what it means, instead.")
+@click.option("--verify", is_flag=True,
+              help="Also read every row of every video, checking its checksums; exit 2 "
+                   "naming the damaged videos.")
 @user_errors
-def info(features_file, schema):
+def info(features_file, schema, verify):
     """Describe a feature file: model, videos, frames, dims, labels."""
     if schema:
         from features.schema import markdown
 
         click.echo(markdown())
         return
-    from features.describe import describe
+    from features.describe import describe, verify_file
 
-    click.echo(describe(features_file or paths.default_features()))
+    path = features_file or paths.default_features()
+    click.echo(describe(path))
+    if verify:
+        found = verify_file(path)
+        click.echo("\n".join(found.lines()))
+        if found.error() is not None:
+            raise found.error()
 
 
 # ---------------------------------------------------------------- datasets: label / import

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .integrity import verify_store
 from .store import open_store
 
 _FILE_KEYS = ["model_id", "model_sha256", "model_revision", "embed_dim", "dtype", "stride",
@@ -51,3 +52,10 @@ def _where_labels(store) -> str:
     source = f" from {a['labels_source']}" if a.get("labels_source") else ""
     return (f"{len(store.labels.videos)} videos, {a.get('dataset', '?')}{source}{when}; in "
             f"{where}")
+
+
+def verify_file(path: str | Path, progress: bool | None = None):
+    """Read every row of every video of the file, checking checksums (`pipeline info
+    --verify`): an ``integrity.Verified`` (its ``lines()`` to print, its ``error()``)."""
+    with open_store(path) as store:
+        return verify_store(store, progress)
