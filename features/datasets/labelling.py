@@ -175,9 +175,6 @@ class LabelSummary:
                          f"unlabelled: {first_names(self.unlabelled)}")
         return "\n".join(lines)
 
-    def summary(self) -> str:
-        return str(self)
-
 
 def _videos_of(store_path: Path) -> pd.DataFrame:
     """video_id and native frame count of every complete video of the store."""
