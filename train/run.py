@@ -296,7 +296,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         bar.note(epoch=f"{epoch}/{config.epochs}", loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}",
                  **last_val)
         # the epoch's state first: every file written after it is rewritten on resume
-        resume.save(out_dir, ident, resume.Progress(
+        resume.save(out_dir, ident, resume.RunProgress(
             epoch, history, step_losses, best_value, best_epoch, best, last_val,
             seconds=time.time() - t0, resumed_at=done.resumed_at),
             model, optimizer, schedule, generator)
