@@ -42,7 +42,8 @@ if str(ROOT) not in sys.path:
 
 from bench.common import OUT, model_path                             # noqa: E402
 from bench.mil_baseline import score_mil, train_mil                  # noqa: E402
-from features.store import NORMAL_CLASS, open_store                  # noqa: E402
+from features.schema import NORMAL_CLASS                             # noqa: E402
+from features.store import open_store                                 # noqa: E402
 from samples.synthetic import REGIMES, make_synthetic_store           # noqa: E402
 
 # The benchmark-sized model, the same for every AnomalyCLIP variant.

@@ -40,7 +40,9 @@ import pandas as pd
 from features import schema
 from features.datasets import ucf_crime
 from features.labels import put_slots, write_labels
-from features.store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
+from features.safe_write import atomic_replace
+from features.schema import NORMAL_CLASS
+from features.store import write_file_attrs, write_video
 
 DEFAULT_CLASSES = ("Arson", "Fighting", "Road_Accidents")
 # The 13 UCF-Crime anomaly classes (as a custom dataset would name them).

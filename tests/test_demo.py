@@ -141,7 +141,7 @@ def test_abnormal_video_without_intervals_is_scored_but_left_out_of_metrics(demo
 
 # ---------------------------------------------------- issue 13, findings 7 and 17: outputs
 def test_demo_keeps_everything_under_its_workdir_with_normal_file_modes(demo):
-    from features.store import file_mode
+    from features.safe_write import file_mode
 
     workdir, _ = demo
     assert not (workdir.parent / "pipeline_out").exists()      # nothing outside --workdir

@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from features.errors import first_line
-from features.store import atomic_write, store_identity
+from features.safe_write import atomic_write
+from features.store import store_identity
 
 from .model import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
 from .rundir import STATE

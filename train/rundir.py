@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 import features
 from features.errors import UserError, first_line
-from features.store import atomic_write
+from features.safe_write import atomic_write
 
 from .model import FROZEN_TOWER, AnomalyCLIP
 

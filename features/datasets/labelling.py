@@ -18,7 +18,8 @@ from ..labels import write_labels
 from ..lock import store_lock
 from ..safe_write import atomic_write, storage_error
 from ..schema import utc_now
-from ..store import NORMAL_CLASS, SPLITS, open_store
+from ..schema import NORMAL_CLASS, SPLITS
+from ..store import open_store
 from . import csv_manifest, reference_bundle, shanghaitech, ucf_crime, xd_violence
 from .base import Annotations, first_names, video_key
 from .validation import carve_validation, check_fraction
