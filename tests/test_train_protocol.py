@@ -101,7 +101,6 @@ def test_cli_reference_run_keeps_the_last_epoch_and_is_scored(val_store, tmp_pat
     run = runs / table["run_dir"].iloc[0]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["protocol"] == "reference" and cfg["config"]["protocol"] == "reference"
-    assert cfg["temporal"] == "reversible"
     assert cfg["best_epoch"] is None and cfg["val_videos"] == [] and cfg["metrics"] == {}
     history = pd.read_csv(run / "metrics.csv")
     # 14 + 14 training videos, 8 per half batch: floor(14 / 8) = 1 step an epoch
