@@ -259,6 +259,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
                         f"weights' {json.loads(saved_names)}; restore the file or train the run "
                         "again")
     state = {k: v for k, v in weights.items() if not k.startswith("prompt_learner.")}
+    if any(k.startswith("temporal.layers.") and not k.startswith("temporal.layers.blocks.")
+           for k in state):
+        raise UserError(f"{run_dir}: trained with the earlier residual temporal model, which "
+                        "this version no longer has; train the run again")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
