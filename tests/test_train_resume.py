@@ -179,9 +179,10 @@ def test_interrupted_twice_then_finished_by_the_dask_task(reference, synthetic_s
     monkeypatch.setattr(resume.torch, "save", disk_full_at_epoch_3)
     with pytest.raises(UserError) as err:
         train_run(synthetic_store, config, spec.run_dir, progress=False)
-    assert str(err.value) == (f"{spec.run_dir}: cannot write there (No space left on device); "
-                              f"make room or fix the folder: epochs 1-2 of {EPOCHS} are saved "
-                              "in resume.pt; the same command resumes from epoch 3")
+    message = str(err.value)
+    assert message.startswith(f"{spec.run_dir}/resume.pt: cannot write it: no space left on "
+                              "device") and "\n" not in message
+    # what is kept and how to go on is the stage's line (tests/test_disk_errors.py)
     assert saves == [2, 3] and not list(spec.run_dir.glob("*.tmp"))
     monkeypatch.setattr(resume.torch, "save", real_save)
     assert resume.saved_epoch(spec.run_dir) == 2
