@@ -342,3 +342,28 @@ def test_disk_full_while_importing_is_one_line(tmp_path):
         assert "cannot write the imported features" in last
         assert os.listdir(disk) == [] or sorted(os.listdir(disk)) == ["f.h5.lock"], \
             os.listdir(disk)
+
+
+def test_every_atomic_write_turns_a_full_disk_into_one_line(tmp_path):
+    """The one place: any writer's ENOSPC, and torch.save's errno-less inline_container
+    RuntimeError, become a line naming the file; the old file and no .tmp remain."""
+    final = write(tmp_path / "table.csv", "old\n")
+
+    def fills(exc):
+        def writer(tmp):
+            tmp.write_bytes(b"x" * 5000)
+            raise exc
+        return writer
+    torch_text = ("[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 3950")
+    for exc in (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), RuntimeError(torch_text)):
+        with pytest.raises(UserError) as err:
+            safe_write.atomic_write(final, fills(exc))
+        message = str(err.value)
+        assert message.startswith(f"{final}: cannot write it: no space left on device (needs "
+                                  "more than 5 KiB, ") and "\n" not in message, message
+        assert message.endswith("; free space there or write elsewhere (another --out), then "
+                                "run the same command again")
+        assert final.read_text() == "old\n" and sorted(os.listdir(tmp_path)) == ["table.csv"]
+    with pytest.raises(ValueError):                    # other errors pass through unchanged
+        safe_write.atomic_write(final, fills(ValueError("bug")))
+    assert safe_write.storage_problem(RuntimeError("unexpected pos in something else")) is None
