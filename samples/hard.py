@@ -100,10 +100,11 @@ def make_hard_store(path: str | Path, model_id: str, *, n_train_normal: int = 20
                     rank: int = 16, rho: float = 0.98, distractor_rate: float = 0.5,
                     n_distractors: int = 6, distractor_share: tuple = (0.05, 0.3),
                     family_cos: float = 0.5, interval_share: tuple = (0.05, 0.2),
-                    text_alignment: float = 0.0, dataset: str = "hard-synthetic",
-                    seed: int = 0) -> Path:
-    """Write the store to ``path`` (atomically; stride 1, train + test splits, train
-    abnormal videos with their video label only) and return the path."""
+                    text_alignment: float = 0.0, train_intervals: bool = False,
+                    dataset: str = "hard-synthetic", seed: int = 0) -> Path:
+    """Write the store to ``path`` (atomically; stride 1, train + test splits) and return
+    the path. Train abnormal videos carry their video label only unless
+    ``train_intervals`` (the same store otherwise: a per-frame oracle's training labels)."""
     from features.clip_loader import load_clip
 
     path = Path(path)
@@ -151,7 +152,7 @@ def make_hard_store(path: str | Path, model_id: str, *, n_train_normal: int = 20
                                            n_frames=t, duration_s=t / fps, stride=1,
                                            width=320, height=240, rotation=0))
             labels.append({"video_id": vid, "split": split, "class_name": name,
-                           "intervals": ivs if split != "train" else []})
+                           "intervals": ivs if split != "train" or train_intervals else []})
         put_slots(h5)
     write_labels(tmp, pd.DataFrame(labels), sorted(set(names) | {NORMAL_CLASS}), dataset)
     atomic_replace(tmp, path)
