@@ -114,10 +114,8 @@ def _label_options(fn=None, *, required: bool = True):
                      help="The dataset's official files (folder) or your manifest (CSV/Parquet)."),
         click.option("--val-fraction", type=float, default=0.2, show_default=True,
                      help="Share of each training class set aside as split=val (0 = none)."),
-        click.option("--val-seed", type=int, default=None,
-                     help="Seed of the validation draw [default: 0]."),
-        click.option("--seed", "old_seed", type=int, default=None, hidden=True,
-                     help="Old name of --val-seed (still read, with a note)."),
+        click.option("--val-seed", type=int, default=0, show_default=True,
+                     help="Seed of the validation draw."),
         click.option("--allow-missing", is_flag=True,
                      help="Label the listed videos that have features, skip the others."),
         click.option("--labels", type=click.Path(), default=None,
@@ -127,18 +125,6 @@ def _label_options(fn=None, *, required: bool = True):
     for option in reversed(options):
         fn = option(fn)
     return fn
-
-
-def _val_seed(val_seed: int | None, old_seed: int | None) -> int:
-    """--val-seed, or the old --seed of label / import / extract with a one-line note."""
-    if old_seed is None:
-        return 0 if val_seed is None else val_seed
-    if val_seed is not None and val_seed != old_seed:
-        raise UserError(f"--seed {old_seed} and --val-seed {val_seed}: --seed is the old name "
-                        "of --val-seed here; pass --val-seed alone")
-    log.warning("note: --seed of this command is now --val-seed (the seed of the validation "
-                "draw; --seed of train and demo is the training seed); --seed still works")
-    return old_seed
 
 
 def _wait_option(fn):
@@ -176,7 +162,7 @@ def _wait_option(fn):
 @_wait_option
 @user_errors
 def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers, scheduler,
-            dataset, annotations, val_fraction, val_seed, old_seed, allow_missing, wait,
+            dataset, annotations, val_fraction, val_seed, allow_missing, wait,
             labels):
     """Decode every video in --videos and store its CLIP frame embeddings.
 
@@ -189,7 +175,7 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
                             batch_size=batch_size, device=device, workers=workers,
                             scheduler=scheduler, decoder=decoder, wait=wait, dataset=dataset,
                             annotations=annotations, labels=labels, val_fraction=val_fraction,
-                            val_seed=_val_seed(val_seed, old_seed), allow_missing=allow_missing)
+                            val_seed=val_seed, allow_missing=allow_missing)
     click.echo(result.summary())
     sys.exit(1 if result.failed else 0)
 
@@ -198,17 +184,26 @@ def extract(videos_dir, out, model, stride, batch_size, device, decoder, workers
 @click.argument("features_file", type=click.Path(), required=False)
 @click.option("--schema", is_flag=True,
               help="Print every name a feature file may hold, with what it means, instead.")
+@click.option("--verify", is_flag=True,
+              help="Also read every row of every video, checking its checksums; exit 2 "
+                   "naming the damaged videos.")
 @user_errors
-def info(features_file, schema):
+def info(features_file, schema, verify):
     """Describe a feature file: model, videos, frames, dims, labels."""
     if schema:
         from features.schema import markdown
 
         click.echo(markdown())
         return
-    from features.describe import describe
+    from features.describe import describe, verify_file
 
-    click.echo(describe(features_file or paths.default_features()))
+    path = features_file or paths.default_features()
+    click.echo(describe(path))
+    if verify:
+        found = verify_file(path)
+        click.echo("\n".join(found.lines()))
+        if found.error() is not None:
+            raise found.error()
 
 
 # ---------------------------------------------------------------- datasets: label / import
@@ -217,13 +212,13 @@ def info(features_file, schema):
 @_label_options
 @_wait_option
 @user_errors
-def label(features_file, dataset, annotations, val_fraction, val_seed, old_seed, allow_missing,
+def label(features_file, dataset, annotations, val_fraction, val_seed, allow_missing,
           wait, labels):
     """Attach split, class and anomalous intervals from a dataset's annotations to a feature file."""
     from features.datasets import label_store
 
     summary = label_store(features_file or paths.default_features(), dataset, annotations,
-                          val_fraction=val_fraction, val_seed=_val_seed(val_seed, old_seed),
+                          val_fraction=val_fraction, val_seed=val_seed,
                           allow_missing=allow_missing, wait=wait, labels=labels)
     click.echo(str(summary))
 
@@ -247,14 +242,14 @@ def label(features_file, dataset, annotations, val_fraction, val_seed, old_seed,
 @_wait_option
 @user_errors
 def import_(features_dir, model, out, crop, stride, fps, dataset, annotations, val_fraction,
-            val_seed, old_seed, allow_missing, wait, labels):
+            val_seed, allow_missing, wait, labels):
     """Build a feature file from features extracted elsewhere (.npy per video), labelled."""
     from extract import import_features
 
     result = import_features(features_dir, dataset, annotations, model=model, out=out, crop=crop,
                              stride=stride, fps=fps, val_fraction=val_fraction,
-                             val_seed=_val_seed(val_seed, old_seed),
-                             allow_missing=allow_missing, wait=wait, labels=labels)
+                             val_seed=val_seed, allow_missing=allow_missing, wait=wait,
+                             labels=labels)
     click.echo(result.summary())
 
 
@@ -307,9 +302,8 @@ def train(features, preset, config_file, settings, epochs, seed, seeds, sweep, s
 @cli.command()
 @click.option("--features", type=click.Path(), default=None,
               help="Feature file to score [default: pipeline_out/features.h5].")
-@click.option("--run", "--checkpoint", "run", type=click.Path(), default=None,
-              help="Run folder, or a runs folder (its best run) [default: pipeline_out/runs]; "
-                   "--checkpoint is its old name.")
+@click.option("--run", type=click.Path(), default=None,
+              help="Run folder, or a runs folder (its best run) [default: pipeline_out/runs].")
 @click.option("--split", default="test", show_default=True,
               type=click.Choice([*SPLITS, "all"]), help="Videos to score.")
 @click.option("--video", type=click.Path(), default=None,

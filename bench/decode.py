@@ -2,7 +2,7 @@
 
   old       what stage one did before: swscale resizes and converts to rgb24, a Python
             thread regex-parses one showinfo log line per frame, a new array per chunk
-            (bench/legacy_decode.py)
+            (bench/baseline_decode.py)
   new       extract.decode.FrameStream: yuv444p straight after the resize, frame times
             from the probe's packet list, chunks in reused buffers (RGB is made later,
             in torch, by the encoder)
@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import OUT, make_clips, model_path                      # noqa: E402
-from bench.legacy_decode import legacy_frames                             # noqa: E402
+from bench.baseline_decode import rgb24_frames                             # noqa: E402
 from extract import extract_videos                                       # noqa: E402
 from extract.decode import FrameStream                                    # noqa: E402
 from extract.probe import probe                                           # noqa: E402
@@ -57,7 +57,7 @@ def decode_all(clips, infos, workers: int, new: bool) -> int:
     def one(i):
         if new:
             return sum(len(c.frames) for c in FrameStream(str(clips[i]), infos[i]))
-        return sum(len(c) for c in legacy_frames(str(clips[i]), infos[i]))
+        return sum(len(c) for c in rgb24_frames(str(clips[i]), infos[i]))
 
     with ThreadPoolExecutor(workers) as pool:
         return sum(pool.map(one, range(len(clips))))

@@ -3,7 +3,7 @@
 Runs the exact ffmpeg commands of stage one (output thrown away) on N clips at once, for
 N = 1, 2, 4, 8, 16, and prints the aggregate frames/s of each path side by side:
 
-  rgb24    the old path: swscale resizes and converts to RGB (bench/legacy_decode.py)
+  rgb24    the old path: swscale resizes and converts to RGB (bench/baseline_decode.py)
   yuv444p  the CPU path: swscale resizes into full-chroma YUV (extract/decode.py)
   nvdec    the GPU path: NVDEC decodes, scale_cuda resizes, 224x224 YUV copied back
            (with --nvdec; a refused clip counts as failed, not as frames)
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import OUT, make_clips                                  # noqa: E402
-from bench.legacy_decode import legacy_command                            # noqa: E402
+from bench.baseline_decode import rgb24_command                            # noqa: E402
 from extract.decode import ffmpeg_command                                 # noqa: E402
 from extract.probe import probe                                           # noqa: E402
 
@@ -73,7 +73,7 @@ def main():
     counts = [int(n) for n in args.parallel.split(",")]
     clips = make_clips(max(args.clips, max(counts)), args.seconds, args.size, args.rate)
     infos = [probe(str(p)) for p in clips]
-    paths = {"rgb24": lambda p, i: legacy_command(str(p), i),
+    paths = {"rgb24": lambda p, i: rgb24_command(str(p), i),
              "yuv444p": lambda p, i: ffmpeg_command(str(p), i)}
     if args.nvdec:
         paths["nvdec"] = lambda p, i: ffmpeg_command(str(p), i, decoder="nvdec", gpu=0)

@@ -1,5 +1,5 @@
 """Frame metrics at UCF-Crime scale: scikit-learn's (features/metrics.py) against the numpy
-implementation scoring used before (bench/legacy_metrics.py), side by side in one run.
+implementation scoring used before (bench/baseline_metrics.py), side by side in one run.
 
     python bench/metrics.py [--frames 1100000] [--classes 14] [--repeat 3]
 
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import legacy_metrics as old  # noqa: E402
+from bench import baseline_metrics as old  # noqa: E402
 from features import metrics as new  # noqa: E402
 
 

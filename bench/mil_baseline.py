@@ -70,7 +70,8 @@ def mil_loss(s_abn: torch.Tensor, s_nor: torch.Tensor, lam: float = 8e-5) -> tor
 
 
 def _training_bags(store_path, video_ids=None):
-    from features.store import NORMAL_CLASS, open_store
+    from features.schema import NORMAL_CLASS
+    from features.store import open_store
 
     with open_store(store_path) as store:
         meta = store.metadata()

@@ -1,7 +1,7 @@
 """Probing videos, old header reading against new, side by side in one run.
 
   old   ``ffmpeg -i FILE`` in a subprocess, its banner parsed with regexes
-        (bench/legacy_probe.py): what stage one did before
+        (bench/baseline_probe.py): what stage one did before
   new   extract.probe.read_header: PyAV reads the container header in process (and
         decodes the first frame, the only place PyAV shows the display rotation)
 
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import OUT                                              # noqa: E402
-from bench.legacy_probe import legacy_header                              # noqa: E402
+from bench.baseline_probe import banner_header                              # noqa: E402
 from extract.ffmpeg_bin import ffmpeg_exe                                 # noqa: E402
 from extract.probe import list_packets, read_header                      # noqa: E402
 from features.safe_write import atomic_write                              # noqa: E402
@@ -96,13 +96,13 @@ def main() -> None:
 
     differences = {}
     for f in files:
-        old, new = legacy_header(str(f)), read_header(str(f))
+        old, new = banner_header(str(f)), read_header(str(f))
         diff = {k: (old[k], new[k]) for k in new if old[k] != new[k]}
         if diff:
             differences[f.name] = {k: (str(a), str(b)) for k, (a, b) in diff.items()}
 
-    runs = {"header": (legacy_header, read_header),
-            "probe": (lambda p: (legacy_header(p), list_packets(p)),
+    runs = {"header": (banner_header, read_header),
+            "probe": (lambda p: (banner_header(p), list_packets(p)),
                       lambda p: (read_header(p), list_packets(p)))}
     times: dict[str, dict[str, list[float]]] = {k: {"old": [], "new": []} for k in runs}
     for _ in range(args.repeats):

@@ -3,7 +3,7 @@
 Three models on the same batches, a preset's shapes (default ucf-crime: 64 windows of
 32 x 16 rows of 512-d features, width 256), the tiny text tower:
   residual      the model this project used before (plain residual blocks, one conv
-                feed-forward per layer; 5.4 M parameters at E 256)
+                feed-forward per layer; 5.4 M parameters at E 256): bench/residual_temporal.py
   reversible    the reference's model (two reversible blocks per layer; 10.1 M), backward
                 by recomputation (train/model/reversible.py): what training uses
   rev-autograd  the same reversible model with plain autograd (every activation kept):
@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, model_path, status_mib                  # noqa: E402
+from bench.residual_temporal import ResidualTemporalModel             # noqa: E402
 from features.clip_loader import resolve_device                       # noqa: E402
 from features.datasets import ucf_crime                               # noqa: E402
 from features.schema import NORMAL_CLASS                              # noqa: E402
@@ -54,11 +55,16 @@ def build(variant: str, config, tower, device):
     """(model, optimizer, schedule) of one variant, seeded alike."""
     torch.manual_seed(0)
     prompts = PromptLearner(tower, CLASSES, config.n_ctx, config.ctx_init_std)
-    kind = "residual" if variant == "residual" else "reversible"
     model = AnomalyCLIP(CLASSES, CLASSES.index(NORMAL_CLASS), tower.clip.embed_dim,
                         config.num_segments, config.seg_length, config.width, config.depth,
                         config.heads, config.concat_selector, torch.randn(tower.clip.embed_dim),
-                        prompts, temporal=kind).to(device)
+                        prompts)
+    if variant == "residual":
+        torch.manual_seed(0)
+        model.temporal = ResidualTemporalModel(tower.clip.embed_dim, config.width, config.depth,
+                                               config.heads, config.num_segments,
+                                               config.seg_length)
+    model = model.to(device)
     if variant == "rev-autograd":
         model.temporal.layers.recompute = False
     optimizer, schedule = make_optimizer(model, config.with_overrides({"warmup_epochs": 0}), 100)

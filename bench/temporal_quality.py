@@ -1,9 +1,10 @@
 """Detection and recognition of the temporal models on synthetic data, side by side.
 
-Trains the reference's reversible temporal model and the earlier residual one with the
-same settings and seeds, all runs as Dask futures in one ``train(...)`` call (a sweep over
-``temporal`` x seeds), then scores every run on the test split of its store: frame AUC and
-mAUC (train.validate, the metrics validation uses), mean and spread over seeds.
+Trains the reference's reversible temporal model and the earlier residual one
+(bench/residual_temporal.py, the baseline) with the same settings and seeds, one
+``train(...)`` call per model and seed in this process (the baseline is swapped in here, so
+no Dask workers), then scores every run on the test split of its store: frame AUC and mAUC
+(train.validate, the metrics validation uses), mean and spread over seeds.
 
 Two synthetic stores (samples/synthetic.py; 48 training videos, 3 anomaly classes):
   text-aligned  anomalies move frames towards the CLIP text of their class (the friendly
@@ -12,12 +13,13 @@ Two synthetic stores (samples/synthetic.py; 48 training videos, 3 anomaly classe
 Both models see the same windows, the same validation carve and selection (the default
 ``validated`` protocol: best epoch on validation videos' video AUC).
 
-    python bench/temporal_quality.py                     # 4 seeds, ~20 min on 2 cores
+    python bench/temporal_quality.py                     # 4 seeds, ~30 min on 2 cores
     python bench/temporal_quality.py --seeds 0,1 --epochs 10   # quicker
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, model_path                              # noqa: E402
+from bench.residual_temporal import residual_model                    # noqa: E402
 from features.schema import NORMAL_CLASS                              # noqa: E402
 from features.store import open_store                                 # noqa: E402
 from samples.synthetic import make_synthetic_store                    # noqa: E402
@@ -63,7 +66,6 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--strength", type=float, default=3.0,
                     help="anomaly shift (feature norm ~22, frame noise 1): lower is harder")
-    ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     clip = model_path("tiny")
@@ -76,17 +78,16 @@ def main():
         if not store.exists():
             make_synthetic_store(store, clip, align_to_text=aligned, n_rows=(64, 256),
                                  strength=args.strength, seed=11)
-        runs = OUT / f"quality_runs_{name}_s{args.strength:g}"
-        summary = train(store, settings=settings, seeds=seeds, sweep={"temporal": list(MODELS)},
-                        out=runs, workers=args.workers, progress=False)
-        table = summary.table
-        failed = table[table["status"] != "ok"]
-        if len(failed):
-            raise SystemExit(f"{len(failed)} runs failed: {failed['error'].tolist()}")
-        for _, row in table.iterrows():
-            m = test_metrics(runs / row["run_dir"], store)
-            results.setdefault(name, {}).setdefault(row["temporal"], []).append(
-                {"seed": int(row["seed"]), "auc": m["auc"], "mauc": m["mauc"], "ap": m["ap"],
+        for model, seed in ((m, s) for m in MODELS for s in seeds):
+            runs = OUT / f"quality_runs_{name}_s{args.strength:g}" / model
+            with residual_model() if model == "residual" else contextlib.nullcontext():
+                row = train(store, settings=settings, seed=seed, out=runs,
+                            progress=False).table.iloc[0]
+                if row["status"] != "ok":
+                    raise SystemExit(f"{model} seed {seed} failed: {row['error']}")
+                m = test_metrics(runs / row["run_dir"], store)
+            results.setdefault(name, {}).setdefault(model, []).append(
+                {"seed": seed, "auc": m["auc"], "mauc": m["mauc"], "ap": m["ap"],
                  "best_epoch": int(row["best_epoch"]), "seconds": float(row["seconds"])})
     print(f"\n{len(seeds)} seeds per model, {args.epochs} epochs, lr {args.lr:g}, anomaly "
           f"strength {args.strength:g}, "

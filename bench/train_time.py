@@ -96,7 +96,7 @@ def main():
     state_dir = OUT / "resume_state"
     state_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    resume.save(state_dir, "bench", resume.Progress(epoch=1), model, optimizer, schedule,
+    resume.save(state_dir, "bench", resume.RunProgress(epoch=1), model, optimizer, schedule,
                 generator)
     save_s = time.perf_counter() - t
     state_mib = (state_dir / resume.STATE).stat().st_size / 2**20

@@ -46,7 +46,8 @@ if str(ROOT) not in sys.path:
 
 from bench.common import OUT, model_path                             # noqa: E402
 from bench.mil_baseline import score_mil, train_mil                  # noqa: E402
-from features.store import NORMAL_CLASS, open_store                  # noqa: E402
+from features.schema import NORMAL_CLASS                             # noqa: E402
+from features.store import open_store                                 # noqa: E402
 from samples.hard import REGIMES, SIZES, make_hard_store               # noqa: E402
 
 # The benchmark-sized model, the same for every AnomalyCLIP variant.
@@ -104,7 +105,7 @@ def store_rows(store_path) -> tuple:
     """(metadata, {video_id: (T, D) float32 rows}) of every video of a store."""
     with open_store(store_path) as store:
         meta = store.metadata()
-        return meta, {v: store.embeddings(v)[()].astype(np.float32) for v in meta["video_id"]}
+        return meta, {v: store.rows(v).astype(np.float32) for v in meta["video_id"]}
 
 
 def training_free(store_path, train_ids) -> dict[str, list]:

@@ -510,6 +510,40 @@ class Report:
     sources: int                  # videos whose source file the page can play
 
 
+def _scoring(folder: Path, body: dict | None, frames: pd.DataFrame | None,
+             videos_table: pd.DataFrame | None):
+    """(metrics.json body, when it was scored, frame table, videos table): those the caller
+    has in memory, the others read from ``folder``."""
+    if body is None:
+        body = _read_body(folder)
+        scored = _utc(os.stat(folder / tables.METRICS).st_mtime)
+    else:
+        scored = _utc(time.time())
+    frames = _read_frames(folder) if frames is None else frames
+    if videos_table is None:
+        path = folder / tables.VIDEOS
+        videos_table = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    return body, scored, frames, videos_table
+
+
+def _attach_sources(body: dict, videos: list, report_dir: Path):
+    """Set each video's player link (relative to ``report_dir``) where its source file is
+    there; (the source files by video id, the note on where they came from or are
+    missing)."""
+    sources, source_note = _source_files(body, videos)
+    missing = []
+    for v in videos:
+        src = sources.get(v.video_id)
+        if src is not None and src.is_file():
+            v.source = _relative_url(src, report_dir)
+        elif src is not None:
+            missing.append(str(src))
+    if missing:
+        source_note = (f"{len(missing)} source video(s) not found (e.g. {missing[0]}): "
+                       "those have no player")
+    return sources, source_note
+
+
 def render(folder, out=None, *, body: dict | None = None, frames: pd.DataFrame | None = None,
            videos_table: pd.DataFrame | None = None, report_dir=None,
            thumbnails: bool = True) -> Report:
@@ -524,15 +558,7 @@ def render(folder, out=None, *, body: dict | None = None, frames: pd.DataFrame |
     folder = Path(folder)
     out = Path(out) if out else folder / REPORT
     report_dir = Path(report_dir) if report_dir else out.parent
-    if body is None:
-        body = _read_body(folder)
-        scored = _utc(os.stat(folder / tables.METRICS).st_mtime)
-    else:
-        scored = _utc(time.time())
-    frames = _read_frames(folder) if frames is None else frames
-    if videos_table is None:
-        path = folder / tables.VIDEOS
-        videos_table = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    body, scored, frames, videos_table = _scoring(folder, body, frames, videos_table)
     config = _read_config(body)
     class_names = _class_names(frames, config)
     normal = config.get("normal_class", NORMAL_CLASS)
@@ -545,17 +571,7 @@ def render(folder, out=None, *, body: dict | None = None, frames: pd.DataFrame |
     spans = {v.video_id: [(a.start_frame, a.end_frame) for a in find_alarms(v.p, v.fps, rule)]
              for v in videos}
 
-    sources, source_note = _source_files(body, videos)
-    missing = []
-    for v in videos:
-        src = sources.get(v.video_id)
-        if src is not None and src.is_file():
-            v.source = _relative_url(src, report_dir)
-        elif src is not None:
-            missing.append(str(src))
-    if missing:
-        source_note = (f"{len(missing)} source video(s) not found (e.g. {missing[0]}): "
-                       "those have no player")
+    sources, source_note = _attach_sources(body, videos, report_dir)
     n_thumbs = _take_thumbnails(videos, sources, spans) if thumbnails else 0
     notes = list(body.get("notes") or [])
     disagree = _check_alarms_csv(folder, spans)
@@ -618,7 +634,6 @@ def _run_rows(body: dict, config: dict, scored: str) -> list[tuple[str, str]]:
             ("model", config.get("model_id") or "?"),
             ("preset / protocol / seed", " / ".join(str(config.get(k, "?"))
                                                     for k in ("preset", "protocol", "seed"))),
-            ("temporal model", str(config.get("temporal", "?"))),
             ("feature file", body.get("features") or body.get("video") or "?"),
             ("split", body.get("split") or "one video"),
             ("code version", f"scored by anomalyclip-pipeline "

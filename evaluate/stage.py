@@ -31,6 +31,7 @@ from features import paths
 from features.clip_loader import resolve_device
 from features.errors import UserError
 from features.progress import Progress
+from features.safe_write import disk_usage, storage_errors
 from features.metrics import THRESHOLD, video_class_scores
 from features.store import NORMAL_CLASS, SPLITS, FeatureStore, frame_labels, open_store
 from train.rundir import CONFIG, find_best_run, load_run
@@ -249,6 +250,15 @@ def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, meta: pd.DataFrame, cfg
     return result, per_class
 
 
+def _disk_full(folder: OutputFolder):
+    """A full or read-only disk while the scoring is written: one line naming the folder
+    (the staged files are deleted on the way out; the previous scoring stays)."""
+    return storage_errors(folder.out, "write the scoring",
+                          "score into another --out, then run the same command again; the "
+                          "previous scoring there is intact",
+                          needed=lambda: disk_usage(folder.stage), at_least=True)
+
+
 def score_split(features=None, run=None, split: str = "test", out=None, csv: bool = False,
                 device: str = "auto", plots_per_video: bool = True,
                 progress: bool | None = None, thumbnails: bool = True) -> ScoreResult:
@@ -261,7 +271,7 @@ def score_split(features=None, run=None, split: str = "test", out=None, csv: boo
     features = Path(features) if features else paths.default_features()
     run_dir, model, cfg = load_scoring_run(run, device)
     with OutputFolder(out or paths.default_scores() / split, {"split": split},
-                      "--out" if out else None) as folder:
+                      "--out" if out else None) as folder, _disk_full(folder):
         stage = folder.stage
         with open_store(features) as store:
             notes = check_compatible(store, cfg, run_dir) + baselines_note(cfg)
@@ -311,7 +321,8 @@ def score_video(video_path, run=None, out=None, render: bool = False, csv: bool 
         raise UserError(f"{run_dir / CONFIG}: records no model_id, so the CLIP to extract "
                         "with is unknown; score extracted features with --features instead")
     with OutputFolder(out or paths.default_video_scores(video_path.stem),
-                      {"video": str(video_path.resolve())}, "--out" if out else None) as folder:
+                      {"video": str(video_path.resolve())}, "--out" if out else None) as folder, \
+            _disk_full(folder):
         out, stage = folder.out, folder.stage
         store_path = out / "features.h5"             # the extracted video, kept for re-scoring
         extracted = extract_videos(video_path, out=store_path, model=model_id,

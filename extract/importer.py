@@ -50,8 +50,9 @@ _CROP_FILE = re.compile(r"^(.+)__(\d+)$")
 
 
 @dataclass
-class FeatureFile:
-    """One video's features on disk: one file, or one file per crop (in crop order)."""
+class NpyFeatures:
+    """One video's .npy features on disk (not a feature file: that is the HDF5 they go
+    into): one file, or one file per crop (in crop order)."""
     video_id: str
     paths: list[Path]
     shape: tuple[int, ...] = ()          # (T, D) or (T, n_crops, D), crop files stacked
@@ -106,7 +107,7 @@ def _shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(arr.shape), arr.dtype
 
 
-def scan_features(features_dir: str | Path) -> list[FeatureFile]:
+def scan_features(features_dir: str | Path) -> list[NpyFeatures]:
     """Find every video's feature file(s) under ``features_dir`` and read their shapes."""
     root = Path(features_dir).expanduser()
     if not root.is_dir():
@@ -129,7 +130,7 @@ def scan_features(features_dir: str | Path) -> list[FeatureFile]:
             singles[path.stem] = path
     if not singles and not crops:
         raise UserError(f"{root}: no .npy files found; pass the folder holding one .npy per video")
-    files: list[FeatureFile] = []
+    files: list[NpyFeatures] = []
     for vid, path in singles.items():
         if vid in crops:
             raise UserError(f"{path}: {vid} has both a whole file and crop files "
@@ -137,7 +138,7 @@ def scan_features(features_dir: str | Path) -> list[FeatureFile]:
         shape, _ = _shape(path)
         if len(shape) not in (2, 3) or shape[0] == 0 or 0 in shape[1:]:
             raise UserError(f"{path}: shape {shape} is not (T, D) or (T, crops, D) with T > 0")
-        files.append(FeatureFile(vid, [path], shape))
+        files.append(NpyFeatures(vid, [path], shape))
     for vid, by_index in crops.items():
         absent = sorted(set(range(max(by_index) + 1)) - set(by_index))
         if absent:
@@ -149,7 +150,7 @@ def scan_features(features_dir: str | Path) -> list[FeatureFile]:
             if len(s) != 2 or s != shapes[0] or s[0] == 0:
                 raise UserError(f"{p}: shape {s}, but a crop file must be (T, D) like "
                                 f"{paths[0].name} {shapes[0]}")
-        files.append(FeatureFile(vid, paths, (shapes[0][0], len(paths), shapes[0][1])))
+        files.append(NpyFeatures(vid, paths, (shapes[0][0], len(paths), shapes[0][1])))
     files.sort(key=lambda f: f.video_id)
     first = files[0]
     for f in files:
@@ -187,7 +188,7 @@ def _select_crop(arr: np.ndarray, crop: str | int) -> np.ndarray:
     return arr.mean(axis=1) if crop == "mean" else arr[:, crop]
 
 
-def _to_float16(arr: np.ndarray, f: FeatureFile) -> np.ndarray:
+def _to_float16(arr: np.ndarray, f: NpyFeatures) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise UserError(f"{f.paths[0]}: contains NaN or infinite values; re-export the features")
     out = arr.astype(np.float16)
@@ -238,7 +239,7 @@ def import_features(features_dir: str | Path, dataset: str, annotations: str | P
                               stride, fps, val_fraction, val_seed, allow_missing, labels)
 
 
-def _import_locked(files: list[FeatureFile], features_dir, dataset, annotations, model: str,
+def _import_locked(files: list[NpyFeatures], features_dir, dataset, annotations, model: str,
                    out: Path, crop, stride: int, fps: float, val_fraction: float, val_seed: int,
                    allow_missing: bool, labels=None) -> ImportResult:
     dim, n_crops = files[0].dim, files[0].n_crops
@@ -312,7 +313,7 @@ def _check_existing(out: Path, model: str, dim: int, stored_crops: int | None, c
     return pd.DataFrame({"video_id": meta["video_id"], "n_frames": meta["n_frames"]})
 
 
-def _write_one(h5: h5py.File, f: FeatureFile, features_dir, crop, stride: int, fps: float) -> None:
+def _write_one(h5: h5py.File, f: NpyFeatures, features_dir, crop, stride: int, fps: float) -> None:
     rows = _to_float16(_select_crop(f.load(), crop), f)      # (T, D) or (T, n, D)
     index = np.arange(len(rows), dtype=np.int64) * stride
     root = Path(features_dir).expanduser()

@@ -24,6 +24,7 @@ from features.datasets import read_annotations
 from features.datasets.labelling import label_locked
 from features.datasets.validation import check_fraction
 from features.errors import UserError, one_line
+from features.labels import read_labels
 from features.lock import store_lock
 from features.progress import Progress
 from features.safe_write import storage_error
@@ -57,6 +58,7 @@ def _existing_store(out: Path) -> tuple[dict, dict[str, dict]]:
             if h5.attrs.get("format") != FORMAT:
                 raise UserError(f"--out {out}: exists and is not a feature file of this tool; "
                                 "choose another --out")
+            read_labels(h5)                   # v0.1 labels: a line naming `pipeline label`
             videos = {vid: read_attrs(g) for vid, g in h5.get("videos", {}).items()
                       if g.attrs.get("complete", False)}
             return read_attrs(h5), videos

@@ -69,7 +69,7 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
         thread.join(timeout=5)
 
 
-def video_attrs(src: VideoSource, info: VideoInfo, stream: FrameStream, stride: int,
+def extracted_attrs(src: VideoSource, info: VideoInfo, stream: FrameStream, stride: int,
                 fallback: str = "") -> dict:
     """Per-video attrs of the store (declared in features/schema.py)."""
     disp_w, disp_h = info.display_size
@@ -158,7 +158,7 @@ def _write_shard(src: VideoSource, info: VideoInfo, encoder: FrameEncoder,
             writer.append(encoder(chunk.frames, stream.colour), chunk.frame_index)
             rows += len(chunk.frames)
             on_rows(len(chunk.frames))
-        writer.commit(video_attrs(src, info, stream, settings.stride, fallback),
+        writer.commit(extracted_attrs(src, info, stream, settings.stride, fallback),
                       stream.timestamps_ms)
         return None
     except DecoderRefused:

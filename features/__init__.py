@@ -2,7 +2,8 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import UserError
-from .store import FeatureStore, frame_labels, open_store, write_labels
+from .labels import write_labels
+from .store import FeatureStore, frame_labels, open_store
 
 try:                                        # pyproject's version, the one place it is written
     __version__ = version("anomalyclip-pipeline")

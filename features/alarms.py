@@ -61,24 +61,29 @@ def _fps(fps) -> float:
     return float(fps) if fps and fps > 0 else 1.0
 
 
+def _runs(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """(R, 2) inclusive start and end indices of the maximal runs with score >= threshold."""
+    above = np.r_[False, np.asarray(scores, np.float64) >= threshold, False].astype(np.int8)
+    edges = np.diff(above)
+    return np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1], axis=1)
+
+
 def runs_above(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Inclusive (start, end) index pairs of the maximal runs with score >= threshold."""
-    above = np.r_[False, np.asarray(scores) >= threshold, False].astype(np.int8)
-    edges = np.diff(above)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    return list(zip(starts.tolist(), ends.tolist()))
+    return [tuple(r) for r in _runs(scores, threshold).tolist()]
 
 
 def alarm_spans(scores: np.ndarray, fps: float, rule: AlarmRule) -> list[tuple[int, int]]:
     """Inclusive (start, end) frame spans of the alarms of one video's curve."""
     fps = _fps(fps)
-    merged: list[list[int]] = []
-    for start, end in runs_above(scores, rule.threshold):
-        if merged and (start - merged[-1][1] - 1) / fps < rule.merge_gap_s:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
-    return [(a, b) for a, b in merged if (b - a + 1) / fps >= rule.min_duration_s]
+    runs = _runs(scores, rule.threshold)                               # (R, 2)
+    if not len(runs):
+        return []
+    # a run opens a new alarm unless the gap since the previous run is under merge_gap_s
+    opens = np.r_[True, (runs[1:, 0] - runs[:-1, 1] - 1) / fps >= rule.merge_gap_s]
+    starts, ends = runs[opens, 0], runs[np.r_[opens[1:], True], 1]
+    keep = (ends - starts + 1) / fps >= rule.min_duration_s
+    return list(zip(starts[keep].tolist(), ends[keep].tolist()))
 
 
 def find_alarms(p_anomaly: np.ndarray, fps: float, rule: AlarmRule) -> list[Alarm]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .labels import has_slots
+from .integrity import verify_store
 from .store import open_store
 
 _FILE_KEYS = ["model_id", "model_sha256", "model_revision", "embed_dim", "dtype", "stride",
@@ -47,10 +47,15 @@ def _where_labels(store) -> str:
     a = store.attrs
     if not store.labels.videos:
         return "none yet (`pipeline label` writes them into /labels of this file)"
-    where = ("/labels of this file (JSON in slot0/slot1)" if has_slots(store.h5)
-             else "the video groups' attrs (format 1: the next `pipeline label` moves them "
-                  "into /labels)")
+    where = "/labels of this file (JSON in slot0/slot1)"
     when = f", {a['labelled_utc']}" if a.get("labelled_utc") else ""
     source = f" from {a['labels_source']}" if a.get("labels_source") else ""
     return (f"{len(store.labels.videos)} videos, {a.get('dataset', '?')}{source}{when}; in "
             f"{where}")
+
+
+def verify_file(path: str | Path, progress: bool | None = None):
+    """Read every row of every video of the file, checking checksums (`pipeline info
+    --verify`): an ``integrity.Verified`` (its ``lines()`` to print, its ``error()``)."""
+    with open_store(path) as store:
+        return verify_store(store, progress)

@@ -18,8 +18,9 @@ frames, and when its source changed it is another video; such an entry is *stale
 see the video unlabelled (``pipeline info`` lists it) until ``pipeline label`` runs again.
 The entry itself is kept (nothing is deleted), so restoring the old video restores it.
 
-Format-1 files kept labels as attrs of the video groups; they are still read, and the first
-labelling rewrites such a file once (a full copy) into format 2.
+Format-1 files (v0.1) kept labels as attrs of the video groups. They are no longer read:
+opening one is a one-line error (:class:`OldLabels`) naming the command that upgrades it,
+``pipeline label`` again, which rewrites the file once (a full copy) into format 2.
 """
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from . import slots
+from .errors import UserError
 from .safe_write import H5Writer, atomic_write, storage_error, storage_errors, storage_problem
 from .schema import (FILE_LABEL_FIELDS, FORMAT_VERSION, LABEL_ENTRY_FIELDS, NORMAL_CLASS,
-                     VIDEO_ATTRS, VIDEO_LABEL_ATTRS, attr_value, label_attrs, read_attrs,
+                     VIDEO_ATTRS, VIDEO_LABEL_ATTRS, attr_value, label_attrs,
                      video_label_fields)
 
 log = logging.getLogger("pipeline")
@@ -135,29 +137,30 @@ def has_slots(h5: h5py.File) -> bool:
     return slots.present(h5.get(GROUP))
 
 
-def read_labels(h5: h5py.File) -> LabelSet:
-    """The labels of an open feature file (format 2 slots, or format 1 attrs)."""
+class OldLabels(UserError):
+    """A feature file whose labels are in format 1 (v0.1), which is no longer read."""
+
+
+def read_labels(h5: h5py.File, old: str = "raise") -> LabelSet:
+    """The labels of an open feature file (its slots; none when it has no labels). Labels
+    of format 1 raise :class:`OldLabels`, or with ``old="ignore"`` read as none (labelling,
+    which replaces them)."""
     if has_slots(h5):
         payload = slots.read(h5[GROUP])
         return LabelSet.from_bytes(payload) if payload else LabelSet()
-    return _format1_labels(h5)
+    if old != "ignore" and has_format1_labels(h5):
+        raise OldLabels(f"{h5.filename}: its labels are in the format of v0.1 (attrs of the "
+                        "video groups), which this version no longer reads; run `pipeline "
+                        "label` on it again (its --dataset and --annotations) to rewrite them")
+    return LabelSet()
 
 
-def _format1_labels(h5: h5py.File) -> LabelSet:
-    file_attrs = {k: attr_value(h5.attrs[k]) for k in FILE_LABEL_FIELDS if k in h5.attrs}
-    if "class_names" in file_attrs:
-        file_attrs["class_names"] = json.loads(file_attrs["class_names"])
-    videos = {}
-    for vid, g in h5.get("videos", {}).items():
-        a = read_attrs(g)
-        if a.get("split") is None or a.get("class_name") is None:
-            continue
-        ivs = g["intervals"][()].reshape(-1, 2).tolist() if "intervals" in g else []
-        names = json.loads(a.get("class_names_all") or "[]")
-        videos[vid] = VideoLabel.from_json({
-            **{k: a[k] for k in video_label_fields() if k in a}, "class_names_all": names,
-            "intervals": ivs})
-    return LabelSet(file_attrs, videos)
+def has_format1_labels(h5: h5py.File) -> bool:
+    """Whether the file keeps labels the way format 1 did (file or video group attrs)."""
+    if any(k in h5.attrs for k in FILE_LABEL_FIELDS):
+        return True
+    return any("split" in g.attrs or "class_name" in g.attrs
+               for g in h5.get("videos", {}).values())
 
 
 # ---------------------------------------------------------------- files being written
@@ -168,8 +171,8 @@ def slot_capacity(n_videos: int, payload: int) -> int:
 
 def put_slots(h5: h5py.File, labels: LabelSet | None = None) -> None:
     """Give a file being written (new or a private copy) label slots sized for its videos,
-    holding ``labels`` (default: the labels it has now, from slots or format-1 attrs,
-    which are then removed from the video groups)."""
+    holding ``labels`` (default: the labels it has now); labels of format 1 are removed
+    from the attrs."""
     if labels is None:
         labels = read_labels(h5)
     if not has_slots(h5):

@@ -51,10 +51,6 @@ def default_video_scores(video_name: str) -> Path:
     return default_scores() / "videos" / video_name
 
 
-def default_tiny_clip() -> Path:
-    return workdir() / "models" / "tiny-clip"
-
-
 def writable_dir(path: str | Path, option: str | None) -> Path:
     """Create the folder ``path`` (and its parents) and check a file can be written in it.
 

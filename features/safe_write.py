@@ -33,6 +33,23 @@ _STORAGE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota e
             errno.EPERM: "operation not permitted"}
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)")
+# torch.save's zip writer reports a failed write without an errno ("[enforce fail at
+# inline_container.cc:672] . unexpected pos ...", "PytorchStreamWriter failed writing file")
+_TORCH_WRITE = re.compile(r"inline_container\.cc|PytorchStreamWriter failed writing")
+# what any writer's disk error tells the user when no caller says more
+WRITE_FIX = "write elsewhere (another --out), then run the same command again"
+
+
+class StorageError(UserError):
+    """The one-line error of a write that met a full or read-only disk; ``err`` is the
+    original error, ``written`` the bytes the failed write had put down (a lower bound of
+    what it needed), ``generic`` marks the message :func:`atomic_write` makes, which an
+    enclosing :func:`storage_errors` replaces by its own (it knows what was being written)."""
+
+    def __init__(self, message: str, err: BaseException, written: int | None = None,
+                 generic: bool = False):
+        super().__init__(message)
+        self.err, self.written, self.generic = err, written, generic
 
 
 def temp_path(path: Path, keep_suffix: bool = False) -> Path:
@@ -104,23 +121,46 @@ def atomic_write(final: str | Path, write, keep_suffix: bool = False) -> Path:
     try:
         write(tmp)
         atomic_replace(tmp, final)
-    except BaseException:
+    except BaseException as err:
+        written = disk_usage(tmp)
         remove_quietly(tmp)
-        raise
+        if isinstance(err, StorageError) or not storage_problem(err):
+            raise
+        raise storage_error(err, final, "write it", WRITE_FIX, needed=written or None,
+                            at_least=True, generic=True) from None
     return final
 
 
+def disk_usage(path: Path) -> int:
+    """Bytes in the file ``path`` or in every file under the folder ``path`` (0: none)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size if path.exists() else 0
+    except OSError:
+        return 0
+
+
 @contextmanager
-def storage_errors(path: Path, doing: str, fix: str, needed=None):
+def storage_errors(path: Path, doing: str, fix: str, needed=None, at_least: bool = False):
     """Turn a full or read-only disk met inside the block into the one-line
     :func:`storage_error` for ``path``; ``needed``: a function giving the bytes the write
-    needed (called only then)."""
+    needed (called only then; without it, what the failed write had put down, as a lower
+    bound; ``at_least``: ``needed`` is such a bound too). The generic line of an
+    :func:`atomic_write` inside is replaced by this one."""
     try:
         yield
+    except StorageError as err:
+        if not err.generic:
+            raise
+        size = needed() if needed else None
+        raise storage_error(err.err, path, doing, fix, needed=size or err.written,
+                            at_least=at_least or not size) from None
     except (OSError, RuntimeError) as err:
         if storage_problem(err):
-            raise storage_error(err, path, doing, fix,
-                                needed=needed() if needed else None) from None
+            raise storage_error(err, path, doing, fix, needed=needed() if needed else None,
+                                at_least=at_least) from None
         raise
 
 
@@ -143,7 +183,12 @@ def error_errno(err: BaseException) -> int | None:
     if isinstance(number, int):
         return number
     found = _ERRNO_IN_TEXT.search(str(err))
-    return int(found.group(1)) if found else None
+    if found:
+        return int(found.group(1))
+    if isinstance(err, RuntimeError) and _TORCH_WRITE.search(str(err)):
+        return errno.ENOSPC                # the one way such a write fails on a sound disk
+    cause = err.__cause__ or err.__context__
+    return error_errno(cause) if isinstance(cause, (OSError, RuntimeError)) else None
 
 
 def storage_problem(err: BaseException) -> str | None:
@@ -158,23 +203,29 @@ def is_disk_full(err: BaseException) -> bool:
 
 
 def storage_error(err: BaseException, path: Path, doing: str, fix: str,
-                  needed: int | None = None) -> UserError:
-    """The one-line UserError for a write to ``path`` that failed with a storage problem:
-    ``path: cannot <doing>: <problem> [(needs ~X MiB, Y MiB free)]; <fix>``."""
+                  needed: int | None = None, at_least: bool = False,
+                  generic: bool = False) -> StorageError:
+    """The one-line error for a write to ``path`` that failed with a storage problem:
+    ``path: cannot <doing>: <problem> [(needs ~X MiB, Y MiB free)]; <fix>`` (``at_least``:
+    ``needs more than X``, when only what the write had put down is known)."""
     problem = storage_problem(err) or one_line(err)
     space = ""
     if is_disk_full(err):
         free = free_bytes(Path(path).parent)
-        need = f"needs ~{_size(needed)}, " if needed else ""
+        need = (f"needs {'more than ' if at_least else '~'}{_size(needed)}, "
+                if needed else "")
         space = f" ({need}{_size(free)} free)" if free is not None else ""
         fix = f"free space there or {fix}"
     elif error_errno(err) in (errno.EROFS, errno.EACCES, errno.EPERM):
         fix = f"make it writable or {fix}"
-    return UserError(f"{path}: cannot {doing}: {problem}{space}; {fix}")
+    return StorageError(f"{path}: cannot {doing}: {problem}{space}; {fix}", err,
+                        written=needed, generic=generic)
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+    if n >= 2**30:
+        return f"{n / 2**30:,.1f} GiB"
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{max(n, 1) / 2**10:,.0f} KiB"
 
 
 def free_bytes(folder: Path) -> int | None:

@@ -87,6 +87,8 @@ VIDEO_ATTRS = {
     "color_matrix": "YUV -> RGB matrix the stream declares (bt601 when it declares none)",
     "color_range": "the stream's YUV range: limited or full",
     "source_crops": "(import) crops per row in the video's .npy file(s)",
+    "rows_crc32": "JSON {dataset: crc32 of its rows as stored}, written with them; checked "
+                  "on every whole read and by `pipeline info --verify`",
     "complete": "true once every row is written; readers ignore groups without it",
 }
 

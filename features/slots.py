@@ -105,10 +105,6 @@ def read(group: h5py.Group) -> bytes | None:
     return newest.payload if newest.seq >= 0 else None
 
 
-def capacity(group: h5py.Group) -> int:
-    return int(group[NAMES[0]].shape[0])
-
-
 def write(path: Path, group_name: str, payload: bytes) -> None:
     """Write ``payload`` into the older slot of ``group_name`` in the HDF5 file ``path``.
 

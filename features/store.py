@@ -16,8 +16,9 @@ means, in ``features/schema.py``, and ``pipeline info --schema`` prints them all
                                n_rows, duration_s, width, height, display_width,
                                display_height, sar, rotation, codec, has_audio, stride,
                                decoder (cpu | nvdec), decoder_fallback, color_matrix,
-                               color_range, [source_crops], complete
+                               color_range, [source_crops], rows_crc32, complete
         embeddings   (T, D)    float16, chunked (64, D): CLIP image embeddings, not normalised
+                               (every dataset: fletcher32 per chunk, crc32 in rows_crc32)
         frame_index  (T,)      int64: native frame number of each row (0-based)
         timestamps_ms (T,)     float64: presentation time of each row
     /labels/slot0, slot1       the labels, JSON in two checksummed slots (features/labels.py):
@@ -43,11 +44,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError, one_line
-from .labels import read_labels, write_labels  # noqa: F401  (write_labels: re-exported)
-from .safe_write import (atomic_replace, atomic_write, file_mode,  # noqa: F401  (re-exported)
-                         fsync_path)
-from .schema import (EMBED_DTYPE, FILE_LABEL_FIELDS, FORMAT, FORMAT_VERSION,  # noqa: F401
-                     NORMAL_CLASS, SPLITS, VIDEO_LABEL_ATTRS, attr_value, read_attrs)
+from .integrity import CHECKSUM, DIGEST_ATTR, Digest, check_digest, reading
+from .labels import read_labels
+# re-exported for evaluate/stage.py, train/run.py and samples/hard.py until they import
+# these from their owners (features.schema, features.safe_write); nothing else may
+from .safe_write import atomic_replace, atomic_write  # noqa: F401
+from .schema import NORMAL_CLASS, SPLITS  # noqa: F401
+from .schema import (EMBED_DTYPE, FILE_LABEL_FIELDS, FORMAT, FORMAT_VERSION,
+                     VIDEO_LABEL_ATTRS, attr_value, read_attrs)
 
 CHUNK_ROWS = 64
 
@@ -68,13 +72,16 @@ class VideoWriter:
         row = (embed_dim,) if n_crops is None else (n_crops, embed_dim)
         self.group = h5.require_group("videos").create_group(video_id)
         self.n = 0
+        self.digest = Digest()
         self.emb = self.group.create_dataset(
             "embeddings", shape=(0, *row), maxshape=(None, *row), dtype=EMBED_DTYPE,
-            chunks=(max(1, CHUNK_ROWS // (n_crops or 1)), *row))  # same bytes per chunk
+            chunks=(max(1, CHUNK_ROWS // (n_crops or 1)), *row), **CHECKSUM)  # same bytes/chunk
         self.index = self.group.create_dataset(
-            "frame_index", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+            "frame_index", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,),
+            **CHECKSUM)
         self.times = self.group.create_dataset(
-            "timestamps_ms", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(4096,))
+            "timestamps_ms", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(4096,),
+            **CHECKSUM)
 
     def append(self, embeddings: np.ndarray, frame_index: np.ndarray,
                timestamps_ms: np.ndarray | None = None):
@@ -86,8 +93,10 @@ class VideoWriter:
             raise ValueError("embeddings, frame_index and timestamps_ms differ in length")
         for ds, rows in ((self.emb, embeddings), (self.index, frame_index),
                          (self.times, timestamps_ms)):
+            rows = np.asarray(rows, dtype=ds.dtype)
             ds.resize(self.n + k, axis=0)
             ds[self.n:self.n + k] = rows
+            self.digest.add(ds.name.rsplit("/", 1)[-1], rows)
         self.n += k
 
     def finish(self, attrs: dict, timestamps_ms: np.ndarray | None = None):
@@ -95,10 +104,13 @@ class VideoWriter:
         if timestamps_ms is not None:
             if len(timestamps_ms) != self.n:
                 raise ValueError(f"{len(timestamps_ms)} timestamps for {self.n} rows")
-            self.times[:] = timestamps_ms
+            rows = np.asarray(timestamps_ms, dtype=self.times.dtype)
+            self.times[:] = rows
+            self.digest.add("timestamps_ms", rows, restart=True)
         for key, value in attrs.items():
             self.group.attrs[key] = value
         self.group.attrs["n_rows"] = self.n
+        self.group.attrs[DIGEST_ATTR] = self.digest.attr()
         self.group.attrs["complete"] = True
 
 
@@ -121,15 +133,17 @@ def write_file_attrs(h5: h5py.File, attrs: dict) -> None:
 
 
 class FeatureStore:
-    """Read access to a feature file; arrays are read lazily, one video at a time."""
+    """Read access to a feature file; arrays are read lazily, one video at a time.
+    ``old_labels``: what labels of format 1 (v0.1) do (:func:`features.labels.read_labels`):
+    raise a one-line error naming `pipeline label`, or ``"ignore"`` (labelling itself)."""
 
-    def __init__(self, path: str | Path, mode: str = "r"):
+    def __init__(self, path: str | Path, old_labels: str = "raise"):
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"{self.path}: no such feature file; run `pipeline extract --videos DIR` "
                             "(or `pipeline import`) first, or pass the right path")
         try:
-            self.h5 = h5py.File(self.path, mode)
+            self.h5 = h5py.File(self.path, "r")
         except OSError as err:
             raise UserError(f"{self.path}: not a readable HDF5 file ({one_line(err)}); re-run "
                             "`pipeline extract` to rebuild it") from None
@@ -137,7 +151,11 @@ class FeatureStore:
             self.h5.close()
             raise UserError(f"{self.path}: HDF5 file is not a feature store of this tool (no "
                             f"'format={FORMAT}' attribute); create one with `pipeline extract`")
-        self.labels = read_labels(self.h5)
+        try:
+            self.labels = read_labels(self.h5, old_labels)
+        except UserError:
+            self.h5.close()
+            raise
         self.attrs = {**{k: v for k, v in read_attrs(self.h5).items()
                          if k not in FILE_LABEL_FIELDS}, **self.labels.store_attrs()}
         self._videos = self.h5.get("videos")
@@ -174,20 +192,43 @@ class FeatureStore:
         return self._videos[video_id]
 
     def embeddings(self, video_id: str) -> h5py.Dataset:
-        """The (T, D) float16 dataset, not read yet: slice it to read rows."""
+        """The (T, D) float16 dataset, not read yet: its shape; read rows with :meth:`rows`,
+        :meth:`load` or :meth:`read_into` (or inside ``integrity.reading``), which name a
+        damaged video instead of raising HDF5's error."""
         return self._group(video_id)["embeddings"]
 
+    def rows(self, video_id: str) -> np.ndarray:
+        """Every stored row of the video, as stored ((T, D) float16), checksums checked."""
+        return self._checked(video_id, "embeddings")
+
     def load(self, video_id: str, dtype=np.float32) -> np.ndarray:
-        return self._group(video_id)["embeddings"][()].astype(dtype, copy=False)
+        return self.rows(video_id).astype(dtype, copy=False)
+
+    def read_into(self, video_id: str, out: np.ndarray, start: int) -> None:
+        """Read the video's rows into ``out[start:start + T]`` (no extra copy)."""
+        group = self._group(video_id)
+        ds = group["embeddings"]
+        with reading(self.path, video_id):
+            ds.read_direct(out, dest_sel=np.s_[start:start + ds.shape[0]])
+        check_digest(self.path, video_id, group, "embeddings", out[start:start + ds.shape[0]])
 
     def frame_index(self, video_id: str) -> np.ndarray:
-        return self._group(video_id)["frame_index"][()]
+        return self._checked(video_id, "frame_index")
 
     def timestamps_ms(self, video_id: str) -> np.ndarray:
-        return self._group(video_id)["timestamps_ms"][()]
+        return self._checked(video_id, "timestamps_ms")
+
+    def _checked(self, video_id: str, name: str) -> np.ndarray:
+        """A whole dataset of the video, its fletcher32 and crc32 checked."""
+        group = self._group(video_id)
+        with reading(self.path, video_id):
+            rows = group[name][()]
+        check_digest(self.path, video_id, group, name, rows)
+        return rows
 
     def _stored_attrs(self, video_id: str) -> dict:
-        """The video group's attrs without labels (format 1 kept labels there too)."""
+        """The video group's attrs without labels (format 1 kept labels there too: a file
+        being labelled again may still have them)."""
         if video_id not in self._raw:
             self._raw[video_id] = {k: v for k, v in read_attrs(self._group(video_id)).items()
                                    if k not in VIDEO_LABEL_ATTRS}
@@ -249,8 +290,8 @@ class FeatureStore:
         self.close()
 
 
-def open_store(path: str | Path, mode: str = "r") -> FeatureStore:
-    return FeatureStore(path, mode)
+def open_store(path: str | Path, old_labels: str = "raise") -> FeatureStore:
+    return FeatureStore(path, old_labels)
 
 
 def store_identity(path: str | Path) -> str:

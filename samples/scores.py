@@ -27,6 +27,24 @@ def _smooth(rng, n: int, width: int) -> np.ndarray:
     return np.convolve(x, kernel, mode="valid")[:n] * np.sqrt(width)
 
 
+def _anomaly_curve(rng, n: int, abnormal: bool) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """(p_anomaly (n,), the true intervals): a low smooth curve, raised inside one or two
+    intervals of an abnormal video, or over 20 frames of a normal one (a false alarm)."""
+    level = rng.uniform(0.05, 0.25)
+    p = level + 0.06 * _smooth(rng, n, 15)
+    intervals = []
+    if abnormal:
+        for _ in range(int(rng.integers(1, 3))):
+            a = int(rng.integers(0, max(1, n - n // 4)))
+            b = min(n - 1, a + int(rng.integers(n // 10 + 1, n // 4 + 2)))
+            intervals.append((a, b))
+            p[a:b + 1] += rng.uniform(0.2, 0.7)
+    elif rng.random() < 0.3:                    # a normal video with a false alarm
+        a = int(rng.integers(0, n - 20))
+        p[a:a + 20] += 0.6
+    return np.clip(p, 0.001, 0.999).astype(np.float32), intervals
+
+
 def make_scoring_folder(out, n_videos: int = 24, frames: int = 24 * 300,
                         classes: list[str] | None = None, fps: float = 30.0, seed: int = 0,
                         normal_class: str = "Normal", metrics: bool = True) -> Path:
@@ -46,19 +64,7 @@ def make_scoring_folder(out, n_videos: int = 24, frames: int = 24 * 300,
         abnormal = i % 2 == 1
         truth = anomaly[(i // 2) % len(anomaly)] if abnormal else normal_class
         vid = f"{'test_' + truth}_{i:03d}"
-        level = rng.uniform(0.05, 0.25)
-        p = level + 0.06 * _smooth(rng, n, 15)
-        intervals = []
-        if abnormal:
-            for _ in range(int(rng.integers(1, 3))):
-                a = int(rng.integers(0, max(1, n - n // 4)))
-                b = min(n - 1, a + int(rng.integers(n // 10 + 1, n // 4 + 2)))
-                intervals.append((a, b))
-                p[a:b + 1] += rng.uniform(0.2, 0.7)
-        elif rng.random() < 0.3:                    # a normal video with a false alarm
-            a = int(rng.integers(0, n - 20))
-            p[a:a + 20] += 0.6
-        p = np.clip(p, 0.001, 0.999).astype(np.float32)
+        p, intervals = _anomaly_curve(rng, n, abnormal)
         own = truth if abnormal and rng.random() > 0.2 else anomaly[int(rng.integers(len(anomaly)))]
         share = rng.dirichlet(np.ones(len(anomaly)) * 0.5, size=n)
         share[:, anomaly.index(own)] += 2.0

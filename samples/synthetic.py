@@ -29,6 +29,7 @@ unchanged.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -39,7 +40,9 @@ import pandas as pd
 from features import schema
 from features.datasets import ucf_crime
 from features.labels import put_slots, write_labels
-from features.store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
+from features.safe_write import atomic_replace
+from features.schema import NORMAL_CLASS
+from features.store import write_file_attrs, write_video
 
 DEFAULT_CLASSES = ("Arson", "Fighting", "Road_Accidents")
 # The 13 UCF-Crime anomaly classes (as a custom dataset would name them).
@@ -149,21 +152,86 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
     number of stored rows per video; norms of the scene offset, frame noise and anomaly
     shift are ``scene_spread``, ``frame_noise`` and ``strength`` (CLIP features have norm
     ~22). Abnormal videos cycle through the classes; each draws one of its class's
-    ``directions_per_class`` directions. ``text_cos`` and ``family_cos`` (see the module
-    docstring) only draw new random numbers when below 1, ``distractor_fraction`` only
-    when above 0 and ``n_scenes`` only when set, so the defaults give the same store as
-    before they existed.
-    """
+    ``directions_per_class`` directions. ``text_cos``, ``family_cos`` (module docstring)
+    draw random numbers only below 1, ``distractor_fraction`` only above 0, ``n_scenes``
+    only when set: the defaults give the same store as before they existed."""
     from features.clip_loader import load_clip
 
     path = Path(path)
     rng = np.random.default_rng(seed)
     clip = load_clip(model_id, device="cpu")
-    d = clip.embed_dim
     class_names = sorted(set(classes) | {NORMAL_CLASS})
     anomaly_classes = [c for c in class_names if c != NORMAL_CLASS]
+    world = _draw_world(rng, _class_text_embeddings(clip, anomaly_classes), align_to_text,
+                        text_cos, directions_per_class, family_cos, distractor_fraction,
+                        n_scenes, scene_spread)
+    plan = _plan(anomaly_classes, {"train": (n_train_normal, n_train_abnormal),
+                                   "val": (n_val_normal, n_val_abnormal),
+                                   "test": (n_test_normal, n_test_abnormal)})
+    video = _VideoRecipe(anomaly_classes, n_rows, stride, fps, strength, scene_spread,
+                         frame_noise, rho, distractor_fraction, distractor_share,
+                         interval_share, train_intervals)
+    recipe = {"seed": seed, "strength": strength, "align_to_text": align_to_text,
+              "text_cos": text_cos, "directions_per_class": directions_per_class,
+              "family_cos": family_cos, "distractor_fraction": distractor_fraction,
+              "distractor_share": list(distractor_share), "scene_spread": scene_spread,
+              "frame_noise": frame_noise, "n_scenes": n_scenes,
+              "interval_share": list(interval_share)}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(tmp, "w") as h5:
+        write_file_attrs(h5, schema.file_attrs(
+            source="synthetic", model_id=clip.model_id, model_sha256=clip.fingerprint,
+            model_revision=clip.revision, embed_dim=clip.embed_dim, stride=stride,
+            preprocessing="synthetic", decoder="synthetic", synthetic=json.dumps(recipe)))
+        labels = [_write_video(h5, rng, world, video, *item) for item in plan]
+        put_slots(h5)
+    write_labels(tmp, pd.DataFrame(labels), class_names, dataset)
+    atomic_replace(tmp, path)
+    return path
 
-    text = _class_text_embeddings(clip, anomaly_classes)                  # (C-1, D)
+
+def _plan(anomaly_classes: list[str], counts: dict) -> list[tuple[str, str, int]]:
+    """(split, class, number) of every video: per split its normal videos, then its
+    abnormal ones cycling through the classes (``counts``: split -> (normal, abnormal))."""
+    plan = []
+    for split, (n_nor, n_abn) in counts.items():
+        plan += [(split, NORMAL_CLASS, i) for i in range(n_nor)]
+        plan += [(split, anomaly_classes[i % len(anomaly_classes)], i) for i in range(n_abn)]
+    return plan
+
+
+@dataclass
+class _World:
+    """What every video of one store shares: the scene mean, the class directions."""
+    mu: np.ndarray                      # (D,) the normal scene mean
+    variants: np.ndarray                # (C-1, K, D) directions of each class family
+    distractors: np.ndarray | None      # (4, D) directions of normal events, or None
+    scenes: np.ndarray | None           # (n_scenes, D) scene offsets, or None
+
+
+@dataclass
+class _VideoRecipe:
+    """The per-video settings of :func:`make_synthetic_store`."""
+    anomaly_classes: list[str]
+    n_rows: tuple[int, int]
+    stride: int
+    fps: float
+    strength: float
+    scene_spread: float
+    frame_noise: float
+    rho: float
+    distractor_fraction: float
+    distractor_share: tuple[float, float]
+    interval_share: tuple[float, float]
+    train_intervals: bool
+
+
+def _draw_world(rng, text: np.ndarray, align_to_text: bool, text_cos: float,
+                directions_per_class: int, family_cos: float, distractor_fraction: float,
+                n_scenes: int | None, scene_spread: float) -> _World:
+    """The store's scene mean and directions from the class texts ``text`` (C-1, D)."""
+    d = text.shape[1]
     # Scene mean near the texts' mean, so each class text is its own direction from it.
     mu = text.mean(0) + _unit(rng.standard_normal(d)) * 0.5 * np.linalg.norm(
         text - text.mean(0), axis=1).mean()
@@ -172,7 +240,7 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
         if text_cos < 1:
             directions = np.stack([_around(rng, t, text_cos, 1)[0] for t in directions])
     else:
-        directions = _unit(rng.standard_normal((len(anomaly_classes), d)))
+        directions = _unit(rng.standard_normal((len(text), d)))
     # variants (C-1, K, D) of each family; the family itself when K = 1 and family_cos = 1
     variants = directions[:, None, :]
     if directions_per_class > 1 or family_cos < 1:
@@ -181,56 +249,32 @@ def make_synthetic_store(path: str | Path, model_id: str, *,
     distractors = _unit(rng.standard_normal((4, d))) if distractor_fraction > 0 else None
     scenes = (rng.standard_normal((n_scenes, d)) * scene_spread / np.sqrt(d)
               if n_scenes else None)
+    return _World(mu, variants, distractors, scenes)
 
-    plan = []
-    for split, n_nor, n_abn in (("train", n_train_normal, n_train_abnormal),
-                                ("val", n_val_normal, n_val_abnormal),
-                                ("test", n_test_normal, n_test_abnormal)):
-        plan += [(split, NORMAL_CLASS, i) for i in range(n_nor)]
-        plan += [(split, anomaly_classes[i % len(anomaly_classes)], i) for i in range(n_abn)]
 
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    labels = []
-    with h5py.File(tmp, "w") as h5:
-        write_file_attrs(h5, schema.file_attrs(
-            source="synthetic", model_id=clip.model_id, model_sha256=clip.fingerprint,
-            model_revision=clip.revision, embed_dim=d, stride=stride,
-            preprocessing="synthetic", decoder="synthetic",
-            synthetic=json.dumps({
-                "seed": seed, "strength": strength, "align_to_text": align_to_text,
-                "text_cos": text_cos, "directions_per_class": directions_per_class,
-                "family_cos": family_cos, "distractor_fraction": distractor_fraction,
-                "distractor_share": list(distractor_share),
-                "scene_spread": scene_spread, "frame_noise": frame_noise, "n_scenes": n_scenes,
-                "interval_share": list(interval_share)})))
-        for split, class_name, i in plan:
-            video_id = f"{split}_{class_name.lower()}_{i:03d}"
-            rows = int(rng.integers(n_rows[0], n_rows[1] + 1))
-            n_frames = (rows - 1) * stride + 1 + int(rng.integers(0, stride))
-            scene = scenes[int(rng.integers(n_scenes))] if n_scenes else None
-            x = _video_rows(rng, mu, rows, scene_spread, frame_noise, rho, scene)
-            frame_index = np.arange(rows, dtype=np.int64) * stride
-            ivs = []
-            if class_name != NORMAL_CLASS:
-                ivs = _intervals(rng, n_frames, interval_share)
-                family = variants[anomaly_classes.index(class_name)]
-                u = family[int(rng.integers(len(family)))] if len(family) > 1 else family[0]
-                _add_event(x, frame_index, ivs, strength * rng.uniform(0.7, 1.3) * u)
-            if distractors is not None and rng.random() < distractor_fraction:
-                event = _intervals(rng, n_frames, distractor_share)
-                u = distractors[int(rng.integers(len(distractors)))]
-                _add_event(x, frame_index, event, strength * rng.uniform(0.7, 1.3) * u)
-            write_video(h5, video_id, x.astype(np.float16), frame_index,
-                        frame_index * 1000.0 / fps,
-                        schema.video_attrs(
-                            source_path=f"synthetic/{video_id}.mp4", fps=fps,
-                            n_frames=n_frames, duration_s=n_frames / fps, stride=stride,
-                            width=320, height=240, rotation=0))
-            keep = ivs if (split != "train" or train_intervals) else []
-            labels.append({"video_id": video_id, "split": split, "class_name": class_name,
-                           "intervals": keep})
-        put_slots(h5)
-    write_labels(tmp, pd.DataFrame(labels), class_names, dataset)
-    atomic_replace(tmp, path)
-    return path
+def _write_video(h5, rng, world: _World, r: _VideoRecipe, split: str, class_name: str,
+                 i: int) -> dict:
+    """Draw one video's rows and events, write it into ``h5``; its label row."""
+    video_id = f"{split}_{class_name.lower()}_{i:03d}"
+    rows = int(rng.integers(r.n_rows[0], r.n_rows[1] + 1))
+    n_frames = (rows - 1) * r.stride + 1 + int(rng.integers(0, r.stride))
+    scene = world.scenes[int(rng.integers(len(world.scenes)))] \
+        if world.scenes is not None else None
+    x = _video_rows(rng, world.mu, rows, r.scene_spread, r.frame_noise, r.rho, scene)
+    frame_index = np.arange(rows, dtype=np.int64) * r.stride
+    ivs = []
+    if class_name != NORMAL_CLASS:
+        ivs = _intervals(rng, n_frames, r.interval_share)
+        family = world.variants[r.anomaly_classes.index(class_name)]
+        u = family[int(rng.integers(len(family)))] if len(family) > 1 else family[0]
+        _add_event(x, frame_index, ivs, r.strength * rng.uniform(0.7, 1.3) * u)
+    if world.distractors is not None and rng.random() < r.distractor_fraction:
+        event = _intervals(rng, n_frames, r.distractor_share)
+        u = world.distractors[int(rng.integers(len(world.distractors)))]
+        _add_event(x, frame_index, event, r.strength * rng.uniform(0.7, 1.3) * u)
+    write_video(h5, video_id, x.astype(np.float16), frame_index, frame_index * 1000.0 / r.fps,
+                schema.video_attrs(source_path=f"synthetic/{video_id}.mp4", fps=r.fps,
+                                   n_frames=n_frames, duration_s=n_frames / r.fps,
+                                   stride=r.stride, width=320, height=240, rotation=0))
+    keep = ivs if (split != "train" or r.train_intervals) else []
+    return {"video_id": video_id, "split": split, "class_name": class_name, "intervals": keep}

@@ -52,7 +52,7 @@ def store(tmp_path):
                                           "t1": 500})
 
 
-def test_val_seed_of_label_and_its_old_name(store, tmp_path, caplog):
+def test_val_seed_of_label(store, tmp_path):
     manifest = write(tmp_path / "m.csv", MANIFEST)
     runner = CliRunner()
     args = ["label", str(store), "--dataset", "csv", "--annotations", str(manifest),
@@ -62,27 +62,20 @@ def test_val_seed_of_label_and_its_old_name(store, tmp_path, caplog):
     assert "val seed 7" in res.output
     with open_store(store) as s:
         assert s.attrs["val_seed"] == 7
-    with caplog.at_level(logging.WARNING, logger="pipeline"):
-        res = runner.invoke(cli, [*args, "--seed", "3"])               # the old name works
-    assert res.exit_code == 0, res.output
-    assert "--seed of this command is now --val-seed" in caplog.text
-    with open_store(store) as s:
-        assert s.attrs["val_seed"] == 3
-    res = runner.invoke(cli, [*args, "--seed", "3", "--val-seed", "4"])
-    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
-    assert "pass --val-seed alone" in res.output
+    res = runner.invoke(cli, [*args, "--seed", "3"])        # the old name is gone: --seed trains
+    assert res.exit_code == 2 and "No such option '--seed'" in res.output
     assert "--val-seed" in runner.invoke(cli, ["label", "--help"]).output
-    assert "--seed" not in runner.invoke(cli, ["label", "--help"]).output
+    assert "--seed " not in runner.invoke(cli, ["label", "--help"]).output
 
 
-def test_score_names_the_run_with_run_or_its_old_name_checkpoint(tmp_path):
+def test_score_names_the_run_with_run(tmp_path):
     runner = CliRunner()
     missing = tmp_path / "no_runs"
-    for flag in ("--run", "--checkpoint"):
-        res = runner.invoke(cli, ["score", flag, str(missing)])
-        assert res.exit_code == 2 and f"{missing}: no such run folder" in res.output
-        assert "--run RUN_DIR" in res.output
-    assert "--run, --checkpoint" in runner.invoke(cli, ["score", "--help"]).output
+    res = runner.invoke(cli, ["score", "--run", str(missing)])
+    assert res.exit_code == 2 and f"{missing}: no such run folder" in res.output
+    assert "--run RUN_DIR" in res.output
+    res = runner.invoke(cli, ["score", "--checkpoint", str(missing)])   # its old name is gone
+    assert res.exit_code == 2 and "No such option '--checkpoint'" in res.output
 
 
 def test_progress_off_a_terminal_is_plain_lines(caplog):

@@ -211,7 +211,7 @@ def test_cli_label_prints_one_line_error_and_labels(tmp_path, ucf_store):
     assert f"{TEMPORAL}:1" in res.output and file_hash(ucf_store) == before
     res = runner.invoke(cli, ["label", str(ucf_store), "--dataset", "ucf-crime", "--annotations",
                               str(ucf_files(tmp_path / "ann")), "--val-fraction", "0.5",
-                              "--seed", "1"])
+                              "--val-seed", "1"])
     assert res.exit_code == 0, res.output
     assert "labelled 12 videos" in res.output
     with open_store(ucf_store) as s:

@@ -57,7 +57,7 @@ def test_score_video_cli_writes_table_plot_intervals_and_render(demo, tmp_path):
     manifest = pd.read_csv(workdir / "samples" / "manifest.csv", keep_default_na=False)
     start, end = map(int, manifest.set_index("video").at[video.name, "intervals"].split("-"))
     out = tmp_path / "one"
-    result = CliRunner().invoke(cli, ["score", "--video", str(video), "--checkpoint",
+    result = CliRunner().invoke(cli, ["score", "--video", str(video), "--run",
                                       str(workdir / "runs"), "--out", str(out), "--render"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     frames = pd.read_parquet(out / "frame_scores.parquet")
@@ -118,7 +118,7 @@ def test_mismatched_store_and_bad_video_are_one_line_errors(demo, tmp_path):
     bad.write_bytes(b"\x00not a video" * 100)
     with pytest.raises(UserError, match="cannot be decoded"):
         score_video(bad, run=runs, out=tmp_path / "b")
-    result = CliRunner().invoke(cli, ["score", "--video", str(bad), "--checkpoint", str(runs),
+    result = CliRunner().invoke(cli, ["score", "--video", str(bad), "--run", str(runs),
                                       "--out", str(tmp_path / "b")])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and result.output.startswith("error:")
@@ -141,7 +141,7 @@ def test_abnormal_video_without_intervals_is_scored_but_left_out_of_metrics(demo
 
 # ---------------------------------------------------- issue 13, findings 7 and 17: outputs
 def test_demo_keeps_everything_under_its_workdir_with_normal_file_modes(demo):
-    from features.store import file_mode
+    from features.safe_write import file_mode
 
     workdir, _ = demo
     assert not (workdir.parent / "pipeline_out").exists()      # nothing outside --workdir
@@ -170,16 +170,16 @@ def test_score_video_never_writes_into_a_split_folder(demo, tmp_path, monkeypatc
     before = _snapshot(test_scores)
     video = tmp_path / "test.mp4"                      # named like the split
     shutil.copy(workdir / "samples" / "test_Arson_00.mp4", video)
-    one = CliRunner().invoke(cli, ["score", "--video", str(video), "--checkpoint", runs])
+    one = CliRunner().invoke(cli, ["score", "--video", str(video), "--run", runs])
     assert one.exit_code == 0, one.output
     assert _snapshot(test_scores) == before
     own = tmp_path / "wd" / "scores" / "videos" / "test"
     assert json.loads((own / "metrics.json").read_text())["video"] == str(video.resolve())
     assert (own / "plots" / "test.png").exists() and (own / "frame_scores.parquet").exists()
-    into_split = CliRunner().invoke(cli, ["score", "--video", str(video), "--checkpoint", runs,
+    into_split = CliRunner().invoke(cli, ["score", "--video", str(video), "--run", runs,
                                           "--out", str(test_scores)])
     assert into_split.exit_code == 2 and "holds the scores of split test" in into_split.output
-    into_video = CliRunner().invoke(cli, ["score", "--features", features, "--checkpoint", runs,
+    into_video = CliRunner().invoke(cli, ["score", "--features", features, "--run", runs,
                                           "--out", str(own)])
     assert into_video.exit_code == 2 and "holds the scores of video" in into_video.output
     assert _snapshot(test_scores) == before

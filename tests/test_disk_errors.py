@@ -23,6 +23,9 @@ from features.store import open_store
 from tests.dataset_files import assert_same_store, make_store, store_with, write
 from tests.media import make_video
 from tests.processes import cli
+from tests.train_helpers import TINY
+from evaluate.stage import score_split
+from train.stage import train
 
 MANIFEST = "video,split,label,intervals\nclip0,train,normal,\nclip1,test,Theft,3-9\n"
 
@@ -256,3 +259,86 @@ def test_a_broken_hdf5_file_is_one_line(clips, clean, tmp_path):
     with pytest.raises(UserError) as err:
         extract_videos(clips, out=broken)
     assert "\n" not in str(err.value) and "cannot be read as HDF5" in str(err.value)
+
+
+def _remount(point: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(point)], check=True)
+
+
+def _used(point: Path) -> int:
+    return shutil.disk_usage(point).used
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_line_error(proc, where) -> str:
+    """The last line of a CLI that failed on a full disk; ``where``: the path it must name
+    (a function giving it, called once the command ended)."""
+    _, stderr = proc.communicate(timeout=600)
+    where = where() if callable(where) else where
+    assert proc.returncode == 2 and "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {where}: cannot ") and "no space left on device" in last, \
+        stderr
+    return last
+
+
+TINY_SET = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+
+
+def test_disk_full_while_training_is_one_line_and_resumable(synthetic_store, tmp_path):
+    """Finding 4: torch.save of the resume state on a 1.5 MiB disk was an inline_container
+    RuntimeError; now one line, and once there is room the same command finishes."""
+    with _mount(tmp_path, "runs", "1500k") as disk:
+        args = ["train", "--features", synthetic_store, "--out", disk, "--epochs", "2",
+                *TINY_SET]
+        last = _one_line_error(cli(*args), lambda: next(disk.iterdir()))
+        assert "cannot write the training run" in last and "needs " in last, last
+        assert "it resumes from the last saved epoch" in last
+        _no_temporary_files(disk)
+        _remount(disk, "8m")
+        proc = cli(*args)
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+        run = next(p for p in disk.iterdir() if p.is_dir())
+        assert (run / "model.safetensors").exists() and (run / "result.json").exists()
+
+
+def test_disk_full_while_scoring_is_one_line_and_keeps_the_previous_scoring(
+        synthetic_store, tmp_path):
+    """Finding 3: PIL's save on a full --out was a traceback; now one line naming the
+    folder, the previous scoring byte for byte as it was, nothing staged left."""
+    runs = tmp_path / "runs"
+    train(synthetic_store, settings=TINY, epochs=1, out=runs, progress=False)
+    with _mount(tmp_path, "scores", "4m") as disk:
+        score_split(synthetic_store, run=runs, out=disk, plots_per_video=False,
+                    progress=False, thumbnails=False)
+        before = _files(disk)
+        _remount(disk, f"{(_used(disk) + 300 * 1024) // 1024}k")
+        proc = cli("score", "--features", synthetic_store, "--run", runs, "--out", disk,
+                   "--no-thumbnails")
+        last = _one_line_error(proc, disk)
+        assert "cannot write the scoring" in last and "needs more than " in last, last
+        assert "the previous scoring there is intact" in last
+        assert _files(disk) == before                      # no .partial/, nothing changed
+        _no_temporary_files(disk)
+
+
+def test_disk_full_while_importing_is_one_line(tmp_path):
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        np.save(feats / f"v{i}.npy", rng.standard_normal((400, 512)).astype(np.float32))
+    manifest = write(tmp_path / "m.csv", "video,split,label\n" + "".join(
+        f"v{i},train,normal\n" for i in range(4)))
+    with _mount(tmp_path, "small", "300k") as disk:
+        proc = cli("import", "--features-dir", feats, "--dataset", "csv", "--annotations",
+                   manifest, "--model", "m", "--out", disk / "f.h5")
+        last = _one_line_error(proc, disk / "f.h5")
+        assert "cannot write the imported features" in last
+        assert os.listdir(disk) == [] or sorted(os.listdir(disk)) == ["f.h5.lock"], \
+            os.listdir(disk)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.store import NORMAL_CLASS, open_store
+from features.schema import NORMAL_CLASS
+from features.store import open_store
 from samples.hard import FAMILIES, REGIMES, class_directions, make_hard_store
 from samples.synthetic import UCF_CLASSES, _unit
 from train.baselines import baseline_metrics, fit_baselines

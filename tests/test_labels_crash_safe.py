@@ -21,6 +21,7 @@ from features.describe import describe
 from features.lock import lock_path
 from features.store import open_store
 from tests.dataset_files import make_store, write
+from tests.media import make_video
 from tests.processes import cli, holds_lock
 
 N_VIDEOS = 300
@@ -182,16 +183,27 @@ def _format1(store: Path, manifest_rows: dict[str, tuple]) -> None:
                 g.create_dataset("intervals", data=np.asarray(ivs, np.int64))
 
 
-def test_format1_store_is_read_then_rewritten_once_and_a_crash_keeps_it(tmp_path, monkeypatch):
+def test_format1_store_names_pipeline_label_which_rewrites_it_once_and_a_crash_keeps_it(
+        tmp_path, monkeypatch, tiny_clip):
     import features.safe_write as safe_write
+    from click.testing import CliRunner
+
+    from pipeline import cli as pipeline_cli
 
     store = make_store(tmp_path / "old.h5", {"a": 100, "b": 120, "n": 90})
     _format1(store, {"a": ("test", "Theft", [[10, 20]]), "n": ("train", "Normal", [])})
-    with open_store(store) as s:                       # format 1 reads as before
-        meta = s.metadata().set_index("video_id")
-        assert meta.loc["a", "intervals"] == [(10, 20)] and meta.loc["n", "split"] == "train"
-        assert meta["split"].isna().sum() == 1 and s.class_names == ["Normal", "Theft"]
     before = store.read_bytes()
+    videos = make_video(tmp_path / "videos" / "new.mp4", size="96x64", rate="10",
+                        seconds=0.5).parent
+    for args in (["info", str(store)], ["train", "--features", str(store)],
+                 ["extract", "--videos", str(videos), "--out", str(store), "--model", tiny_clip]):
+        res = CliRunner().invoke(pipeline_cli, args)    # one line naming the upgrade
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output.strip().splitlines() == [
+            f"error: {store}: its labels are in the format of v0.1 (attrs of the video groups), "
+            "which this version no longer reads; run `pipeline label` on it again (its "
+            "--dataset and --annotations) to rewrite them"], args
+    assert store.read_bytes() == before
     manifest = write(tmp_path / "m.csv", "video,split,label,intervals\na,test,Theft,30-40\n"
                      "b,train,Theft,\nn,train,normal,\n")
 

@@ -128,7 +128,7 @@ def test_an_edited_run_config_is_one_line_at_score(run_dir, tmp_path, edit, need
     (run_dir / "config.json").write_text(json.dumps(cfg))
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not decoded: the run is checked first")
-    args = ["score", "--checkpoint", str(run_dir)]
+    args = ["score", "--run", str(run_dir)]
     args += ["--features", str(tmp_path / "none.h5")] if how == "split" else ["--video", str(video)]
     one_error_line(CliRunner().invoke(cli, args), str(run_dir / "config.json"), needle)
 
@@ -143,13 +143,13 @@ def test_an_edited_run_config_is_one_line_at_score(run_dir, tmp_path, edit, need
     ("file", ["label", "--dataset", "csv", "--annotations", "m.csv"], ["PIPELINE_WORKDIR="]),
     ("file/sub", ["train", "--features", "{store}"], ["runs", "cannot write there",
                                                       "point PIPELINE_WORKDIR to a writable"]),
-    ("file/sub", ["score", "--checkpoint", "{run}", "--features", "{store}"],
+    ("file/sub", ["score", "--run", "{run}", "--features", "{store}"],
      ["scores", "cannot write there"]),
     ("file/sub", ["demo"], ["demo", "cannot write there"]),
     ("/proc/pipeline", ["demo"], ["/proc/pipeline/demo", "cannot write there"]),
     (None, ["train", "--features", "{store}", "--out", "{tmp}/file"],
      ["--out", "is a file, not a folder; pass another --out"]),
-    (None, ["score", "--checkpoint", "{run}", "--features", "{store}", "--out", "{tmp}/file"],
+    (None, ["score", "--run", "{run}", "--features", "{store}", "--out", "{tmp}/file"],
      ["--out", "is a file, not a folder"]),
     (None, ["demo", "--workdir", "{tmp}/file"], ["--workdir", "is a file, not a folder"]),
     (None, ["demo", "--workdir", "{tmp}/file/x"], ["--workdir", "cannot write there"]),

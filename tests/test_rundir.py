@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import features
+from features.errors import UserError
 import train.run as run_module
 from tests.train_helpers import TINY
 from train import rundir
@@ -136,3 +137,18 @@ def test_no_other_module_spells_a_run_folder_file_name():
                 if name in node.value:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
     assert not found, "import the name from train/rundir.py instead: " + "; ".join(found)
+
+
+def test_a_run_of_the_earlier_residual_temporal_model_is_one_clear_line(tmp_path):
+    """The residual temporal model left the package (bench/residual_temporal.py keeps it as
+    a baseline): a run trained with it says so instead of 'damaged'."""
+    from bench.residual_temporal import ResidualTemporalModel
+
+    classes = ["Arson", "Normal"]
+    cfg = {"class_names": classes, "normal_index": 1, "embed_dim": 16, "num_segments": 4,
+           "seg_length": 2, "width": 8, "depth": 1, "heads": 2, "concat_selector": False}
+    model = AnomalyCLIP(classes, 1, 16, 4, 2, 8, 1, 2, False, centroid=torch.randn(16))
+    model.temporal = ResidualTemporalModel(16, 8, 1, 2, 4, 2)
+    rundir.save_checkpoint(model, cfg, tmp_path)
+    with pytest.raises(UserError, match="earlier residual temporal model.*train the run again"):
+        rundir.load_run(tmp_path)

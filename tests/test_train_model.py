@@ -85,19 +85,13 @@ def test_selector_is_batchnormed_scalar_projection():
     assert sel.norm.num_batches_tracked.item() == 1      # running statistics updated
 
 
-@pytest.mark.parametrize("kind", ["reversible", "residual"])
-def test_temporal_model_shapes_and_attention_axes(kind):
+def test_temporal_model_shapes_and_attention_axes():
     torch.manual_seed(0)
-    tm = TemporalModel(in_dim=20, width=32, depth=1, heads=4, num_segments=N, seg_length=L,
-                       kind=kind)
+    tm = TemporalModel(in_dim=20, width=32, depth=1, heads=4, num_segments=N, seg_length=L)
     x = torch.randn(2, N, L, 20)
     assert tm(x).shape == (2, N, L)
-    if kind == "reversible":                 # blocks (f, g): (segment, frame), (ff, ff)
-        attn, ffs = tm.layers.blocks[0], tm.layers.blocks[1]
-        segment_attn, frame_attn, ff_list = attn.f, attn.g, [ffs.f, ffs.g]
-    else:
-        layer = tm.layers[0]
-        segment_attn, frame_attn, ff_list = layer.segment_attn, layer.frame_attn, [layer.ff]
+    attn, ffs = tm.layers.blocks[0], tm.layers.blocks[1]   # (f, g): (segment, frame), (ff, ff)
+    segment_attn, frame_attn, ff_list = attn.f, attn.g, [ffs.f, ffs.g]
     h = torch.randn(2, N, L, 32)
     h2 = h.clone()
     h2[0, 3, 1] += 5 * torch.randn(32)       # perturb segment 3, frame 1 of video 0

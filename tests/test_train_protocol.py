@@ -101,14 +101,13 @@ def test_cli_reference_run_keeps_the_last_epoch_and_is_scored(val_store, tmp_pat
     run = runs / table["run_dir"].iloc[0]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["protocol"] == "reference" and cfg["config"]["protocol"] == "reference"
-    assert cfg["temporal"] == "reversible"
     assert cfg["best_epoch"] is None and cfg["val_videos"] == [] and cfg["metrics"] == {}
     history = pd.read_csv(run / "metrics.csv")
     # 14 + 14 training videos, 8 per half batch: floor(14 / 8) = 1 step an epoch
     assert history["step"].tolist() == [1, 2, 3]
     assert history["lr"].tolist() == pytest.approx([0.0, 5e-4, 1e-3])   # per epoch
     assert not any(c.startswith("val_") for c in history.columns)
-    scored = CliRunner().invoke(cli, ["score", "--features", str(val_store), "--checkpoint",
+    scored = CliRunner().invoke(cli, ["score", "--features", str(val_store), "--run",
                                       str(runs), "--out", str(tmp_path / "scores")])
     assert scored.exit_code == 0, scored.output
     metrics = json.loads((tmp_path / "scores" / "metrics.json").read_text())

@@ -226,7 +226,8 @@ def test_error_no_abnormal_training_videos(synthetic_store, tmp_path):
 
 
 def test_error_dim_mismatch_and_cli_prints_one_line(synthetic_store, tmp_path):
-    from features.store import write_file_attrs, write_labels, write_video
+    from features.labels import write_labels
+    from features.store import write_file_attrs, write_video
 
     path = tmp_path / "d256.h5"
     with open_store(synthetic_store) as src, h5py.File(path, "w") as h5:

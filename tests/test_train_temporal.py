@@ -1,17 +1,11 @@
 """The reference's temporal model: parameter count, reversible coupling by hand, the
-recomputing backward against plain autograd, and old checkpoints."""
+recomputing backward against plain autograd."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from train.rundir import CONFIG, FORMAT, WEIGHTS, load_run
-from train.model import AnomalyCLIP
 from train.model.reversible import ReversibleBlock, ReversibleStack, saved_tensor_bytes
 from train.model.temporal import ChannelNorm, TemporalModel
 
@@ -38,8 +32,6 @@ def test_parameter_count_equals_the_reference_formula():
     assert n_params(model) == formula == 10_110_977
     sht = TemporalModel(d + 17, e, 2, heads=8, num_segments=n, seg_length=l)   # [S, x - m]
     assert n_params(sht) == formula + 17 * e + 152 * e * e + 20 * e
-    old = TemporalModel(d, e, depth, heads=8, num_segments=n, seg_length=l, kind="residual")
-    assert n_params(old) == (d * e + e) + (n + l) * e + (80 * e * e + 13 * e) + (3 * e + 1)
 
 
 def test_position_embedding_starts_at_unit_normal():
@@ -138,36 +130,3 @@ def test_recomputing_backward_keeps_less_for_the_backward_pass():
     x = torch.randn(4, 8, 4, 24, requires_grad=True)
     kept, plain = _saved_bytes(model, x, True), _saved_bytes(model, x, False)
     assert kept * 5 < plain, (kept, plain)
-
-
-def test_a_run_of_the_earlier_residual_model_still_loads(tmp_path):
-    """Runs written before the temporal model was a setting have no `temporal` in their
-    config, a fused qkv projection and `feature_dim` for `embed_dim`: they load as the
-    residual model, same outputs."""
-    torch.manual_seed(0)
-    classes = ["Arson", "Normal", "Theft"]
-    model = AnomalyCLIP(classes, 1, 16, 4, 2, width=8, depth=1, heads=2, concat_selector=False,
-                        centroid=torch.randn(16), temporal="residual").eval()
-    old = {}
-    for key, value in model.state_dict().items():
-        if key.endswith(".kv.weight"):
-            continue
-        if key.endswith(".q.weight"):
-            kv = model.state_dict()[key.replace(".q.", ".kv.")]
-            old[key.replace(".q.", ".qkv.")] = torch.cat([value, kv])
-            continue
-        for new, was in ((".ff.norm.", ".ff.net.0.norm."), (".ff.conv.0.", ".ff.net.1."),
-                         (".ff.conv.2.", ".ff.net.3.")):
-            key = key.replace(new, was)
-        old[key] = value.contiguous()
-    save_file(old, str(tmp_path / WEIGHTS))
-    (tmp_path / CONFIG).write_text(json.dumps({
-        "format": FORMAT, "class_names": classes, "normal_index": 1, "feature_dim": 16,
-        "num_segments": 4, "seg_length": 2, "width": 8, "depth": 1, "heads": 2,
-        "concat_selector": False}))
-    loaded, cfg = load_run(tmp_path)
-    assert loaded.temporal.kind == "residual"
-    assert cfg["embed_dim"] == 16 and "feature_dim" not in cfg     # the old key still loads
-    x = torch.randn(3, 4, 2, 16)
-    with torch.no_grad():
-        np.testing.assert_allclose(loaded(x)["p_anomaly"].numpy(), model(x)["p_anomaly"].numpy())

@@ -130,15 +130,15 @@ def test_class_contrasts_point_at_each_class_and_not_at_normal_events():
 
     class Store:
         embed_dim = d
-        rows = {f"a{i}": video(u[0]) for i in range(4)} | {f"b{i}": video(u[1]) for i in range(4)}
-        rows |= {f"n{i}": video() for i in range(4)}
+        data = {f"a{i}": video(u[0]) for i in range(4)} | {f"b{i}": video(u[1]) for i in range(4)}
+        data |= {f"n{i}": video() for i in range(4)}
 
-        def embeddings(self, vid):
-            return self.rows[vid]
+        def rows(self, vid):                                # FeatureStore.rows: checked rows
+            return self.data[vid]
 
-    one = event_contrast(Store.rows["a0"])
+    one = event_contrast(Store.data["a0"])
     assert one[0] > 1 and abs(one[2]) > 1                   # both events, scene removed
-    classes = {v: {"a": "A", "b": "B", "n": "Normal"}[v[0]] for v in Store.rows}
+    classes = {v: {"a": "A", "b": "B", "n": "Normal"}[v[0]] for v in Store.data}
     c = class_contrasts(Store(), classes, ["A", "B", "C"], "Normal").numpy()
     assert c.shape == (3, d) and not c[2].any()             # a class without videos: zeros
     unit = c[:2] / np.linalg.norm(c[:2], axis=1, keepdims=True)

@@ -136,13 +136,13 @@ def split_baselines(store, split) -> dict[str, float]:
     if not len(split.val) or not (split.train["class_name"] == normal).any():
         return {}
     anomaly = [c for c in split.class_names if c != normal]
-    model = fit_baselines(lambda v: store.embeddings(v)[()],
+    model = fit_baselines(lambda v: store.rows(v),
                           dict(zip(split.train["video_id"], split.train["class_name"])),
                           anomaly, normal)
     video_level = uses_video_labels(split.val, normal)
     labels = {r.video_id: row_labels(r, store.frame_index(r.video_id), video_level, normal)
               for r in split.val.itertuples(index=False)}
-    out = baseline_metrics(model, lambda v: store.embeddings(v)[()], split.val, labels, normal)
+    out = baseline_metrics(model, lambda v: store.rows(v), split.val, labels, normal)
     if video_level:                      # frame AUCs against video labels, named so
         out = {(k.replace("_auc", "_auc_videolabel") if k in ("novelty_auc", "residual_auc")
                 else k): v for k, v in out.items()}

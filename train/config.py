@@ -16,7 +16,6 @@ import yaml
 
 from features.errors import UserError, first_line
 
-from .model import TEMPORAL_MODELS
 from .presets import get_preset
 
 SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
@@ -33,7 +32,6 @@ class TrainConfig:
     # reference: the reference's protocol (train.protocol)
     protocol: str = "validated"
     # -- model (docs/method.md, Model) --------------------------------------------------
-    temporal: str = "reversible"      # the reference's model; residual: the earlier one
     num_segments: int = 32            # N: segments per window
     seg_length: int = 16              # L: consecutive frames (store rows) per segment
     width: int = 256                  # E: temporal model width
@@ -228,7 +226,7 @@ def validate(config: TrainConfig) -> None:
     if config.select_metric not in SELECT_METRICS:
         raise UserError(f"setting select_metric={config.select_metric}: choose one of "
                         f"{', '.join(SELECT_METRICS)}")
-    for key, choices in (("temporal", TEMPORAL_MODELS), ("protocol", PROTOCOLS),
+    for key, choices in (("protocol", PROTOCOLS),
                          ("select_by", SELECT_BY), ("direction_init", DIRECTION_INITS)):
         if getattr(config, key) not in choices:
             raise UserError(f"setting {key}={getattr(config, key)}: choose one of "

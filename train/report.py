@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.store import atomic_write
+from features.safe_write import atomic_write
 
 
 def plot_losses(history: pd.DataFrame, step_losses: list[float], path: Path,

@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from features.errors import first_line
-from features.store import atomic_write, store_identity
+from features.safe_write import atomic_write
+from features.store import store_identity
 
 from .model import FROZEN_TOWER      # the CLIP text tower: frozen, reloaded, not saved
 from .rundir import STATE
@@ -46,7 +47,7 @@ _PLACEMENT = ("device", "cache", "loader_workers")
 
 
 @dataclass
-class Progress:
+class RunProgress:
     """What a run has done so far (all of it restored on resume)."""
     epoch: int = 0                                   # last finished epoch (0: none)
     history: list[dict] = field(default_factory=list)         # metrics.csv rows
@@ -77,7 +78,7 @@ def _trainable_state(model) -> dict:
             if not k.startswith(FROZEN_TOWER)}
 
 
-def save(run_dir: Path, ident: str, progress: Progress, model, optimizer, schedule,
+def save(run_dir: Path, ident: str, progress: RunProgress, model, optimizer, schedule,
          generator: torch.Generator) -> None:
     """Write the state after ``progress.epoch`` atomically (see the module docstring)."""
     state = {
@@ -91,13 +92,13 @@ def save(run_dir: Path, ident: str, progress: Progress, model, optimizer, schedu
 
 
 def restore(run_dir: Path, ident: str, model, optimizer, schedule,
-            generator: torch.Generator) -> Progress:
+            generator: torch.Generator) -> RunProgress:
     """The progress of the run in ``run_dir``, its state loaded into the given objects; a
-    fresh Progress when there is no state, or one that is unreadable or another run's."""
+    fresh RunProgress when there is no state, or one that is unreadable or another run's."""
     path = Path(run_dir) / STATE
     path.with_name(STATE + ".tmp").unlink(missing_ok=True)       # left by a kill mid-write
     if not path.exists():
-        return Progress()
+        return RunProgress()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
@@ -105,17 +106,17 @@ def restore(run_dir: Path, ident: str, model, optimizer, schedule,
     except Exception as err:                     # unreadable: nothing in it can be used
         log.warning("%s: cannot be read (%s); training from epoch 1", path,
                     first_line(err))
-        return Progress()
+        return RunProgress()
     if state["identity"] != ident:
         log.warning("%s: saved by a run with another configuration or feature file; "
                     "ignored, training from epoch 1", path)
-        return Progress()
+        return RunProgress()
     expected = {k: v.shape for k, v in model.state_dict().items()
                 if not k.startswith(FROZEN_TOWER)}
     if {k: v.shape for k, v in state["model"].items()} != expected:
         log.warning("%s: does not fit this model (saved by another version?); training "
                     "from epoch 1", path)
-        return Progress()
+        return RunProgress()
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
@@ -123,7 +124,7 @@ def restore(run_dir: Path, ident: str, model, optimizer, schedule,
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    progress = Progress(**state["progress"])
+    progress = RunProgress(**state["progress"])
     progress.resumed_at.append(progress.epoch)
     return progress
 

@@ -108,7 +108,7 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
         videos = dict(zip(split.train["video_id"], split.train["class_name"]))
         if config.direction_init == "residual":
             contrasts = torch.from_numpy(residual_contrasts(
-                lambda v: store.embeddings(v)[()], videos, anomaly, split.normal_class))
+                lambda v: store.rows(v), videos, anomaly, split.normal_class))
         else:
             contrasts = class_contrasts(store, videos, anomaly, split.normal_class)
         with torch.no_grad():
@@ -118,7 +118,6 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
     return AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
                        config.num_segments, config.seg_length, config.width, config.depth,
                        config.heads, config.concat_selector, centroid, prompts,
-                       temporal=config.temporal,
                        selector_logit=config.selector_logit).to(device)
 
 
@@ -153,8 +152,11 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
                      format_baselines(store_info["baselines"]))
     ident = resume.identity(features, config, split)
     try:
-        return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
-                    store_info, progress, t0, ident)
+        result = _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
+                      store_info, progress, t0, ident)
+        if result.best and (line := baselines_line(result.best, store_info["baselines"])):
+            log.warning("%s: %s", out_dir.name, line)
+        return result
     except KeyboardInterrupt:           # Ctrl-C: say what is kept and what comes next
         raise KeyboardInterrupt(f"{out_dir}: {resume.what_next(out_dir, config.epochs)}") \
             from None
@@ -308,7 +310,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         bar.note(epoch=f"{epoch}/{config.epochs}", loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}",
                  **last_val)
         # the epoch's state first: every file written after it is rewritten on resume
-        resume.save(out_dir, ident, resume.Progress(
+        resume.save(out_dir, ident, resume.RunProgress(
             epoch, history, step_losses, best_value, best_epoch, best, last_val,
             seconds=time.time() - t0, resumed_at=done.resumed_at),
             model, optimizer, schedule, generator)
@@ -323,8 +325,6 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
         else:
             log.warning("no validation videos: keeping the last epoch (not selected)")
         save_checkpoint(model, {**run_config, "best_epoch": None, "metrics": {}}, out_dir)
-    if best and (line := baselines_line(best, store_info.get("baselines") or {})):
-        log.warning("%s: %s", out_dir.name, line)
     frame = pd.DataFrame(history)
     plot_losses(frame, step_losses, out_dir / LOSS_PLOT, f"val_{key}")
     seconds = time.time() - t0
@@ -332,8 +332,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     body = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": json_safe(best),
             "select_metric": key, "seconds": round(seconds, 2),
             "config": config.to_dict(), "features": store_info["features"],
-            "baselines": store_info.get("baselines") or {},
-            "resumed_after_epochs": done.resumed_at,
+            "baselines": store_info["baselines"], "resumed_after_epochs": done.resumed_at,
             "finished_utc": utc_now()}
     atomic_write(out_dir / RESULT, lambda tmp: tmp.write_text(
         json.dumps(json_safe(body), indent=2, default=str) + "\n"))

@@ -30,9 +30,9 @@ from safetensors.torch import load_file, save_file
 
 import features
 from features.errors import UserError, first_line
-from features.store import atomic_write
+from features.safe_write import atomic_write
 
-from .model import FROZEN_TOWER, TEMPORAL_MODELS, AnomalyCLIP
+from .model import FROZEN_TOWER, AnomalyCLIP
 
 RUN_FILES: dict[str, str] = {}       # file of a run folder -> what it holds
 RUNS_FILES: dict[str, str] = {}      # file of a runs folder -> what it holds
@@ -96,8 +96,6 @@ class RunConfig:
     depth: int = _key("layers of the temporal model")
     heads: int = _key("attention heads of the temporal model")
     concat_selector: bool = _key("temporal input [S, x - m] instead of x - m")
-    temporal: str = _key("the temporal model: reversible (the reference's) or residual",
-                         "reversible")
     normal_class: str | None = _key("name of the normal class", None)
     format: str = _key("always anomalyclip-run: marks a run config of this tool", FORMAT)
     format_version: int = _key("version of this schema (2: with package_version)",
@@ -173,21 +171,11 @@ def save_checkpoint(model: AnomalyCLIP, run_config: dict, run_dir: str | Path) -
              if not k.startswith(FROZEN_TOWER)}
     atomic_write(run_dir / WEIGHTS, lambda p: save_file(state, str(p), metadata={
         "format": FORMAT, "class_names": json.dumps(model.class_names)}))
-    write_config(run_dir, {**run_config, "temporal": model.temporal.kind})
+    write_config(run_dir, run_config)
 
 
 # config.json keys that shape the model (the rest describes the run)
 _SHAPE_INTS = ("embed_dim", "num_segments", "seg_length", "width", "depth", "heads")
-
-
-# config.json keys renamed since: old name -> today's (runs written before still load)
-_RENAMED = {"feature_dim": "embed_dim"}        # the feature width, ``embed_dim`` as in HDF5
-
-
-def upgrade_run_config(cfg: dict) -> dict:
-    """``cfg`` with the keys of earlier versions renamed to today's (:data:`_RENAMED`)."""
-    return {_RENAMED.get(k, k) if _RENAMED.get(k, k) not in cfg else k: v
-            for k, v in cfg.items()}
 
 
 def check_run_config(cfg: dict, path: Path) -> None:
@@ -217,8 +205,6 @@ def check_run_config(cfg: dict, path: Path) -> None:
         bad(f"concat_selector={cfg['concat_selector']!r} must be true or false")
     if cfg["width"] % cfg["heads"]:
         bad(f"width={cfg['width']} is not a multiple of heads={cfg['heads']}")
-    if cfg.get("temporal", "residual") not in TEMPORAL_MODELS:
-        bad(f"temporal={cfg['temporal']!r} must be one of {', '.join(TEMPORAL_MODELS)}")
     settings = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
     for key in ("num_segments", "seg_length", "width", "depth", "heads", "concat_selector"):
         if key in settings and settings[key] != cfg[key]:
@@ -235,7 +221,7 @@ def check_run_config(cfg: dict, path: Path) -> None:
 
 
 def read_config(run_dir: str | Path) -> dict:
-    """``run_dir/config.json``, its keys of earlier versions renamed, checked: a UserError
+    """``run_dir/config.json``, checked: a UserError
     naming the file when it is not readable or cannot describe a model."""
     path = Path(run_dir) / CONFIG
     try:
@@ -245,40 +231,16 @@ def read_config(run_dir: str | Path) -> dict:
                         "the run is damaged: train it again or pass another run") from None
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise UserError(f"{path}: not a run config of this tool")
-    cfg = upgrade_run_config(cfg)
     check_run_config(cfg, path)
     return cfg
 
 
 def build_model(cfg: dict) -> AnomalyCLIP:
-    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says (runs
-    written before the temporal model was a setting used the residual one)."""
+    """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says."""
     return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["embed_dim"],
                        cfg["num_segments"], cfg["seg_length"], cfg["width"], cfg["depth"],
                        cfg["heads"], cfg["concat_selector"],
-                       temporal=cfg.get("temporal", "residual"),
                        selector_logit=bool(cfg.get("config", {}).get("selector_logit", False)))
-
-
-def upgrade_state(state: dict, cfg: dict) -> dict:
-    """Weights of a run written before the temporal model was a setting, renamed to today's
-    layout: one fused ``qkv`` projection became ``q`` and ``kv`` (the same rows), the conv
-    feed-forward's ``net.0.norm`` / ``net.1`` / ``net.3`` became ``norm`` / ``conv.0`` /
-    ``conv.2``. Runs that record ``temporal`` are returned unchanged."""
-    if "temporal" in cfg:
-        return state
-    out = {}
-    for key, value in state.items():
-        if key.endswith(".qkv.weight"):
-            width = value.shape[1]
-            out[key.replace(".qkv.", ".q.")] = value[:width]
-            out[key.replace(".qkv.", ".kv.")] = value[width:]
-            continue
-        for old, new in ((".ff.net.0.norm.", ".ff.norm."), (".ff.net.1.", ".ff.conv.0."),
-                         (".ff.net.3.", ".ff.conv.2.")):
-            key = key.replace(old, new)
-        out[key] = value
-    return out
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
@@ -300,8 +262,11 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         raise UserError(f"{run_dir / CONFIG}: class_names {cfg['class_names']} differ from the "
                         f"weights' {json.loads(saved_names)}; restore the file or train the run "
                         "again")
-    state = upgrade_state({k: v for k, v in weights.items()
-                           if not k.startswith("prompt_learner.")}, cfg)
+    state = {k: v for k, v in weights.items() if not k.startswith("prompt_learner.")}
+    if any(k.startswith("temporal.layers.") and not k.startswith("temporal.layers.blocks.")
+           for k in state):
+        raise UserError(f"{run_dir}: trained with the earlier residual temporal model, which "
+                        "this version no longer has; train the run again")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

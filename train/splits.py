@@ -13,7 +13,7 @@ import pandas as pd
 
 from features.datasets.validation import carve_validation
 from features.errors import UserError
-from features.store import NORMAL_CLASS
+from features.schema import NORMAL_CLASS
 
 log = logging.getLogger("pipeline")
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from features import paths
 from features.errors import UserError
+from features.safe_write import storage_errors
 from features.store import open_store
 
 from . import resume
@@ -145,8 +146,9 @@ def train(features=None, preset: str | None = None, config_file=None,
     specs = plan_runs(config, features, out, seeds, grid)
     if len(specs) == 1 and not scheduler:             # here: the split checked above trains
         same = specs[0].config == config
-        results = [reuse_or_train(features, specs[0].config, specs[0].run_dir, progress,
-                                  split=split if same else None)]
+        with _disk_full(specs[0].run_dir):
+            results = [reuse_or_train(features, specs[0].config, specs[0].run_dir, progress,
+                                      split=split if same else None)]
     else:
         log.info("%d runs on Dask (%s)", len(specs), scheduler or "LocalCluster")
         for spec in specs:
@@ -159,12 +161,21 @@ def train(features=None, preset: str | None = None, config_file=None,
         except KeyboardInterrupt:
             raise KeyboardInterrupt(_interrupted(specs)) from None
     table = summary_rows(specs, results, features)
-    merged = write_summary(out, table)
+    with _disk_full(out / SUMMARY):
+        merged = write_summary(out, table)
     mine = merged[merged["run"].isin(table["run"])].reset_index(drop=True)
     mine.attrs["varied"] = list(grid)
     best = merged[merged["best"]]
     best_run = out / best.iloc[0]["run_dir"] if len(best) else None
     return TrainSummary(mine, best_run, out / SUMMARY)
+
+
+def _disk_full(where: Path):
+    """A full or read-only disk while a run folder (or the summary) is written: one line
+    naming it; files are replaced atomically, so the last saved epoch stays resumable."""
+    return storage_errors(where, "write the training run",
+                          "train into another --out, or run the same command again once there "
+                          "is room: it resumes from the last saved epoch")
 
 
 def _interrupted(specs) -> str:

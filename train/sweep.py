@@ -24,7 +24,8 @@ import pandas as pd
 import features
 from features.errors import UserError, first_line
 from features.progress import Progress
-from features.store import atomic_write, store_identity
+from features.safe_write import atomic_write
+from features.store import store_identity
 
 from .config import TrainConfig
 from .run import train_run

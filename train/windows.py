@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from features.integrity import reading
+
 
 def window_rows(n_rows: int, num_segments: int, seg_length: int,
                 rng: np.random.Generator) -> np.ndarray:
@@ -65,10 +67,12 @@ class HDF5Rows:
         return self._h5
 
     def window(self, i: int, rows: np.ndarray) -> np.ndarray:
-        return read_window(self._file()[f"videos/{self.video_ids[i]}/embeddings"], rows)
+        with reading(self.path, self.video_ids[i]):
+            return read_window(self._file()[f"videos/{self.video_ids[i]}/embeddings"], rows)
 
     def video(self, i: int) -> np.ndarray:
-        return self._file()[f"videos/{self.video_ids[i]}/embeddings"][()]
+        with reading(self.path, self.video_ids[i]):
+            return self._file()[f"videos/{self.video_ids[i]}/embeddings"][()]
 
     def __getstate__(self):
         return {"path": self.path, "video_ids": self.video_ids, "_h5": None, "_pid": None}
@@ -83,8 +87,7 @@ class MemoryRows:
         self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self.data = np.empty((int(self.offsets[-1]), store.embed_dim), dtype=np.float16)
         for i, vid in enumerate(self.video_ids):
-            store.embeddings(vid).read_direct(self.data, dest_sel=np.s_[self.offsets[i]:
-                                                                          self.offsets[i + 1]])
+            store.read_into(vid, self.data, int(self.offsets[i]))
             if progress is not None:
                 progress.update(1)
 

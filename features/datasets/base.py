@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
-from ..store import NORMAL_CLASS
+from ..schema import NORMAL_CLASS
 from ..schema import VIDEO_EXTENSIONS
 
 # extensions stripped from names in lists: the videos stage one takes, and features (.npy)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError, first_line
-from ..store import NORMAL_CLASS, SPLITS
+from ..schema import NORMAL_CLASS, SPLITS
 from .base import Annotations, check_class_spelling, is_normal_name, video_key
 
 NAME = "csv"

@@ -18,7 +18,8 @@ from ..labels import write_labels
 from ..lock import store_lock
 from ..safe_write import atomic_write, storage_error
 from ..schema import utc_now
-from ..store import NORMAL_CLASS, SPLITS, open_store
+from ..schema import NORMAL_CLASS, SPLITS
+from ..store import open_store
 from . import csv_manifest, reference_bundle, shanghaitech, ucf_crime, xd_violence
 from .base import Annotations, first_names, video_key
 from .validation import carve_validation, check_fraction
@@ -175,13 +176,10 @@ class LabelSummary:
                          f"unlabelled: {first_names(self.unlabelled)}")
         return "\n".join(lines)
 
-    def summary(self) -> str:
-        return str(self)
-
 
 def _videos_of(store_path: Path) -> pd.DataFrame:
     """video_id and native frame count of every complete video of the store."""
-    with open_store(store_path) as store:
+    with open_store(store_path, old_labels="ignore") as store:    # labels are replaced
         meta = store.metadata()
     n = meta["n_frames"].astype("float64")
     fallback = meta["n_rows"].astype("float64") * meta["stride"].fillna(1).astype("float64")
@@ -209,7 +207,7 @@ def label_store(store_path: str | Path, dataset: str, annotations: str | Path,
     Another process writing the store is an error naming it, or with ``wait`` awaited."""
     store_path = Path(store_path)
     check_fraction(val_fraction)
-    open_store(store_path).close()                   # a clear error before taking the lock
+    open_store(store_path, old_labels="ignore").close()   # a clear error before the lock
     ann = read_annotations(dataset, annotations, labels)
     with store_lock(store_path, "label", wait=wait):
         return label_locked(store_path, ann, val_fraction, val_seed, allow_missing)

@@ -33,7 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..store import NORMAL_CLASS
+from ..schema import NORMAL_CLASS
 from . import shanghaitech, ucf_crime, xd_violence
 from .base import (Annotations, check_class_spelling, find_file, interval_pairs,
                    is_normal_name, parse_int, read_csv_rows, read_lines, read_tokens,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..store import NORMAL_CLASS
+from ..schema import NORMAL_CLASS
 from .base import (Annotations, check_class_spelling, find_list, first_names, is_normal_name,
                    read_csv_rows, read_tokens, video_key)
 

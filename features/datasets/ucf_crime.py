@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from ..store import NORMAL_CLASS
+from ..schema import NORMAL_CLASS
 from .base import (Annotations, check_class, find_file, interval_pairs, parse_int,
                    read_tokens, video_key)
 

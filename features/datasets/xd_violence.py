@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from ..store import NORMAL_CLASS
+from ..schema import NORMAL_CLASS
 from .base import (Annotations, find_list, interval_pairs, parse_int, read_tokens,
                    video_key)
 

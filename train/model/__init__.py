@@ -14,8 +14,7 @@ from .inference import predict_video, predict_videos
 from .losses import TERMS, anomaly_clip_loss
 from .model import FROZEN_TOWER, AnomalyCLIP
 from .prompts import PromptLearner, load_text_tower
-from .temporal import TEMPORAL_MODELS
 
-__all__ = ["FROZEN_TOWER", "TEMPORAL_MODELS", "TERMS", "AnomalyCLIP", "PromptLearner",
+__all__ = ["FROZEN_TOWER", "TERMS", "AnomalyCLIP", "PromptLearner",
            "anomaly_clip_loss", "class_contrasts", "data_shift", "load_text_tower",
            "normal_centroid", "predict_video", "predict_videos", "text_directions"]

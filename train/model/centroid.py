@@ -17,7 +17,7 @@ def normal_centroid(store, video_ids: list[str]) -> torch.Tensor:
     total = np.zeros(store.embed_dim, dtype=np.float64)
     count = 0
     for vid in video_ids:
-        x = store.embeddings(vid)[()]                      # (T, D) float16
+        x = store.rows(vid)                                # (T, D) float16
         total += x.astype(np.float64).sum(axis=0)
         count += len(x)
     return torch.from_numpy(total / count).float()
@@ -39,7 +39,7 @@ def class_contrasts(store, videos: dict[str, str], anomaly_classes: list[str],
     class name; a class without videos gets a zero row."""
     contrasts: dict[str, list[np.ndarray]] = {}
     for vid, name in videos.items():
-        contrasts.setdefault(name, []).append(event_contrast(store.embeddings(vid)[()]
+        contrasts.setdefault(name, []).append(event_contrast(store.rows(vid)
                                                              .astype(np.float64)))
     normal = np.mean(contrasts[normal_class], axis=0)
     rows = [np.mean(contrasts[c], axis=0) - normal if c in contrasts

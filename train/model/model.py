@@ -37,7 +37,7 @@ class AnomalyCLIP(nn.Module):
     def __init__(self, class_names: list[str], normal_index: int, embed_dim: int,
                  num_segments: int, seg_length: int, width: int, depth: int, heads: int,
                  concat_selector: bool, centroid: torch.Tensor | None = None,
-                 prompt_learner: PromptLearner | None = None, temporal: str = "reversible",
+                 prompt_learner: PromptLearner | None = None,
                  selector_logit: bool = False):
         super().__init__()
         c = len(class_names)
@@ -51,8 +51,7 @@ class AnomalyCLIP(nn.Module):
         self.prompt_learner = prompt_learner
         self.selector = Selector(c - 1)
         in_dim = embed_dim + (c - 1 if concat_selector else 0)
-        self.temporal = TemporalModel(in_dim, width, depth, heads, num_segments, seg_length,
-                                      kind=temporal)
+        self.temporal = TemporalModel(in_dim, width, depth, heads, num_segments, seg_length)
         # custom preset: the temporal logit plus a learned affine map of max_c S, so that
         # s starts from what the (data-started) directions already find
         self.selector_logit = selector_logit

@@ -1,6 +1,6 @@
 """The temporal model: an axial Transformer over the N x L grid of a window (docs/method.md).
 
-The reference's model (``temporal="reversible"``, the default) is lucidrains'
+The reference's model is lucidrains'
 ``AxialImageTransformer(dim=E, depth, heads=8, reversible=True,
 axial_pos_emb_shape=(N, L))``, written here from its description:
 
@@ -18,11 +18,8 @@ axial_pos_emb_shape=(N, L))``, written here from its description:
 Parameters: in_dim*E + E (input) + (N + L)*E (positions) + depth * (152 E^2 + 20 E)
 + 3E + 1 (head): 10,110,977 at in_dim 512, E 256, N 32, L 16, depth 1.
 
-``temporal="residual"`` is the model this project used before (plain residual blocks:
-segment attention, frame attention and ONE conv feed-forward per layer, positions
-initialised at 0.02 scale; 5.4 M parameters at the same size), kept for side-by-side
-comparisons (``bench/temporal_memory.py``, ``bench/temporal_quality.py``) and to load runs
-trained with it.
+The plain residual stack this project used before lives in ``bench/residual_temporal.py``,
+the baseline of ``bench/temporal_memory.py`` and ``bench/temporal_quality.py``.
 """
 from __future__ import annotations
 
@@ -31,9 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .reversible import ReversibleBlock, ReversibleStack
-
-TEMPORAL_MODELS = ("reversible", "residual")    # the kinds TemporalModel builds
-
 
 class AxisAttention(nn.Module):
     """Pre-norm multi-head self-attention along one axis of a (B, N, L, E) grid."""
@@ -84,9 +78,9 @@ class ChannelNorm(nn.Module):
 class ConvFeedForward(nn.Module):
     """Channel norm -> 3x3 conv E->4E -> LeakyReLU -> 3x3 conv 4E->E over the (N, L) grid."""
 
-    def __init__(self, width: int, norm: type[nn.Module] = ChannelNorm):
+    def __init__(self, width: int):
         super().__init__()
-        self.norm = norm(width)
+        self.norm = ChannelNorm(width)
         self.conv = nn.Sequential(
             nn.Conv2d(width, 4 * width, 3, padding=1),
             nn.LeakyReLU(),
@@ -104,39 +98,17 @@ def reversible_layer(width: int, heads: int) -> list[ReversibleBlock]:
             ReversibleBlock(ConvFeedForward(width), ConvFeedForward(width))]
 
 
-class ResidualLayer(nn.Module):
-    """The earlier model's layer: x += seg_attn(x); x += frame_attn(x); x += ff(x)."""
-
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.segment_attn = AxisAttention(width, heads, axis=1)
-        self.frame_attn = AxisAttention(width, heads, axis=2)
-        self.ff = ConvFeedForward(width, norm=nn.LayerNorm)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.segment_attn(x)
-        x = x + self.frame_attn(x)
-        return x + self.ff(x)
-
-
 class TemporalModel(nn.Module):
     """(B, N, L, in_dim) features -> (B, N, L) anomaly logits."""
 
     def __init__(self, in_dim: int, width: int, depth: int, heads: int, num_segments: int,
-                 seg_length: int, kind: str = "reversible"):
+                 seg_length: int):
         super().__init__()
-        if kind not in TEMPORAL_MODELS:
-            raise ValueError(f"temporal model {kind!r}: choose one of {TEMPORAL_MODELS}")
-        self.kind = kind
-        scale = 1.0 if kind == "reversible" else 0.02
         self.proj = nn.Linear(in_dim, width)
-        self.pos_segment = nn.Parameter(torch.randn(num_segments, 1, width) * scale)  # (N, 1, E)
-        self.pos_frame = nn.Parameter(torch.randn(1, seg_length, width) * scale)      # (1, L, E)
-        if kind == "reversible":
-            self.layers = ReversibleStack([b for _ in range(depth)
-                                           for b in reversible_layer(width, heads)])
-        else:
-            self.layers = nn.Sequential(*(ResidualLayer(width, heads) for _ in range(depth)))
+        self.pos_segment = nn.Parameter(torch.randn(num_segments, 1, width))  # (N, 1, E)
+        self.pos_frame = nn.Parameter(torch.randn(1, seg_length, width))      # (1, L, E)
+        self.layers = ReversibleStack([b for _ in range(depth)
+                                       for b in reversible_layer(width, heads)])
         self.head_norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 1)
 

@@ -38,7 +38,7 @@ def _colour(pix_fmt: str, tags: str) -> Colour:
     return Colour(matrix, full)
 
 
-def legacy_header(path: str, timeout: float = 120) -> dict:
+def banner_header(path: str, timeout: float = 120) -> dict:
     """The header facts ``extract.probe.read_header`` now reads with PyAV, from the banner."""
     header = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
                             capture_output=True, text=True, errors="replace",

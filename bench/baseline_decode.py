@@ -17,7 +17,7 @@ from extract.probe import VideoInfo
 _SHOWINFO_RE = re.compile(r"Parsed_showinfo.*? n:\s*(\d+) pts:\s*(-?\d+) pts_time:(-?[\d.e+-]+)")
 
 
-def legacy_command(path: str, info: VideoInfo) -> list[str]:
+def rgb24_command(path: str, info: VideoInfo) -> list[str]:
     w, h = resize_size(info)
     graph = (f"scale={w}:{h}:flags=bicubic:param0=0:param1=0.5,"
              "crop=224:224:floor((iw-224)/2):floor((ih-224)/2),setsar=1,showinfo")
@@ -27,10 +27,10 @@ def legacy_command(path: str, info: VideoInfo) -> list[str]:
             f"-{option}", value, "-pix_fmt", "rgb24", "pipe:"]
 
 
-def legacy_frames(path: str, info: VideoInfo, chunk: int = 64) -> Iterator[np.ndarray]:
+def rgb24_frames(path: str, info: VideoInfo, chunk: int = 64) -> Iterator[np.ndarray]:
     """(k, 224, 224, 3) uint8 RGB chunks; the timestamps are parsed, then dropped."""
     pts: list[float] = []
-    proc = subprocess.Popen(legacy_command(path, info), stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(rgb24_command(path, info), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     _widen_pipe(proc.stdout)
 
