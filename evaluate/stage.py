@@ -95,6 +95,20 @@ def load_scoring_run(run, device: str = "auto"):
     return run_dir, model, cfg
 
 
+def baselines_note(cfg: dict) -> list[str]:
+    """[one line]: the run's validation metrics beside the training-free baselines it
+    computed at the start of training (config.json ``baselines``); [] when it has none."""
+    base, mine = cfg.get("baselines") or {}, cfg.get("metrics") or {}
+    if not base:
+        return []
+    keys = [k for k in ("video_auc", "auc", "auc_videolabel", "video_top1_accuracy")
+            if isinstance(mine.get(k), (int, float))]
+    shown = ", ".join(f"{k} {mine[k]:.3f}" for k in keys)
+    other = ", ".join(f"{k} {v:.3f}" for k, v in base.items() if isinstance(v, (int, float)))
+    return [f"validation during training: {shown or 'none'}; training-free baselines on the "
+            f"same videos: {other}"]
+
+
 def check_compatible(store: FeatureStore, cfg: dict, run_dir: Path) -> list[str]:
     """UserError when the store's features cannot be scored by the run; notes otherwise."""
     where = f"{store.path} vs run {run_dir}"
@@ -260,7 +274,7 @@ def score_split(features=None, run=None, split: str = "test", out=None, csv: boo
                       "--out" if out else None) as folder, _disk_full(folder):
         stage = folder.stage
         with open_store(features) as store:
-            notes = check_compatible(store, cfg, run_dir)
+            notes = check_compatible(store, cfg, run_dir) + baselines_note(cfg)
             meta = _select(store, store.metadata(), split, cfg, notes)
             log.info("scoring %d videos of %s with %s", len(meta), features, run_dir)
             frames, videos, _ = _score_meta(store, meta, model, cfg, stage, plots_per_video,

@@ -36,7 +36,8 @@ import pandas as pd
 
 from features import schema
 from features.labels import put_slots, write_labels
-from features.store import NORMAL_CLASS, atomic_replace, write_file_attrs, write_video
+from features.schema import NORMAL_CLASS
+from features.store import atomic_replace, write_file_attrs, write_video
 from samples.synthetic import UCF_CLASSES, _class_text_embeddings, _intervals, _unit
 
 # UCF-Crime's 13 anomaly classes in 5 families of related events.
@@ -100,10 +101,10 @@ def make_hard_store(path: str | Path, model_id: str, *, n_train_normal: int = 20
                     rank: int = 16, rho: float = 0.98, distractor_rate: float = 0.5,
                     n_distractors: int = 6, distractor_share: tuple = (0.05, 0.3),
                     family_cos: float = 0.5, interval_share: tuple = (0.05, 0.2),
-                    text_alignment: float = 0.0, dataset: str = "hard-synthetic",
-                    seed: int = 0) -> Path:
-    """Write the store to ``path`` (atomically; stride 1, train + test splits, train
-    abnormal videos with their video label only) and return the path."""
+                    text_alignment: float = 0.0, train_intervals: bool = False,
+                    dataset: str = "hard-synthetic", seed: int = 0) -> Path:
+    """Write the store (atomically; stride 1, train + test splits); train videos carry their
+    video label only unless ``train_intervals`` (an oracle's labels). Returns the path."""
     from features.clip_loader import load_clip
 
     path = Path(path)
@@ -119,8 +120,8 @@ def make_hard_store(path: str | Path, model_id: str, *, n_train_normal: int = 20
     distractors = _unit(rng.standard_normal((n_distractors, d)))
     knobs = dict(strength=strength, scene_spread=scene_spread, manifold_spread=manifold_spread,
                  frame_noise=frame_noise, rank=rank, rho=rho, distractor_rate=distractor_rate,
-                 family_cos=family_cos, interval_share=list(interval_share),
-                 text_alignment=text_alignment, seed=seed, generator="samples/hard.py")
+                 family_cos=family_cos, interval_share=list(interval_share), seed=seed,
+                 text_alignment=text_alignment)
     plan = []
     for split, n_nor, n_abn in (("train", n_train_normal, n_train_abnormal),
                                 ("test", n_test_normal, n_test_abnormal)):
@@ -150,8 +151,8 @@ def make_hard_store(path: str | Path, model_id: str, *, n_train_normal: int = 20
                         schema.video_attrs(source_path=f"synthetic/{vid}.mp4", fps=fps,
                                            n_frames=t, duration_s=t / fps, stride=1,
                                            width=320, height=240, rotation=0))
-            labels.append({"video_id": vid, "split": split, "class_name": name,
-                           "intervals": ivs if split != "train" else []})
+            keep = ivs if split != "train" or train_intervals else []
+            labels.append({"video_id": vid, "split": split, "class_name": name, "intervals": keep})
         put_slots(h5)
     write_labels(tmp, pd.DataFrame(labels), sorted(set(names) | {NORMAL_CLASS}), dataset)
     atomic_replace(tmp, path)

@@ -80,3 +80,48 @@ def test_hard_store_hides_anomalies_from_novelty_and_the_prototype_finds_classes
     easy_got = _baselines(easy)
     print(easy_got)
     assert easy_got["residual_auc"] > 0.9 and easy_got["prototype_top1"] >= 0.8
+
+
+def test_baselines_line_names_each_metric_the_run_does_not_beat():
+    from train.baselines import baselines_line
+
+    base = {"novelty_video_auc": 0.6, "residual_video_auc": 0.7, "prototype_top1": 0.88,
+            "novelty_auc": float("nan")}
+    assert baselines_line({"video_auc": 0.9, "video_top1_accuracy": 0.95}, base) is None
+    line = baselines_line({"video_auc": 0.65, "video_top1_accuracy": 0.5, "auc": 0.9}, base)
+    assert "\n" not in line
+    assert "video_auc 0.650 vs residual_video_auc 0.700" in line
+    assert "video_top1_accuracy 0.500 vs prototype_top1 0.880" in line
+    assert "auc 0.9" not in line                    # nothing defined to compare with
+
+
+def test_a_run_records_the_baselines_and_says_when_it_is_no_better(synthetic_store, tmp_path,
+                                                                   caplog):
+    import json
+    import logging
+
+    from evaluate.stage import baselines_note
+    from tests.train_helpers import TINY
+    from train.config import build_config
+    from train.rundir import read_config
+    from train.run import train_run
+
+    config = build_config(overrides={**TINY, "epochs": 1, "lr": 1e-6})     # learns nothing
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        run = train_run(synthetic_store, config, tmp_path / "run", progress=False)
+    result = json.loads((run.run_dir / "result.json").read_text())
+    base = result["baselines"]
+    assert set(base) >= {"novelty_auc_videolabel", "residual_video_auc", "prototype_top1"}
+    assert 0 <= base["prototype_top1"] <= 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("training-free baselines on the validation videos" in m for m in messages)
+    said = [m for m in messages if "no better than a training-free baseline" in m]
+    worse = [k for k, b in (("video_auc", "residual_video_auc"),
+                            ("auc_videolabel", "residual_auc_videolabel"),
+                            ("video_top1_accuracy", "prototype_top1"))
+             if run.best[k] <= max(base[b], base.get("novelty_" + k, -1))]
+    assert len(said) == (1 if worse else 0)
+    cfg = read_config(run.run_dir)
+    assert cfg["baselines"] == base
+    note = baselines_note(cfg)
+    assert len(note) == 1 and "prototype_top1" in note[0] and "video_auc" in note[0]

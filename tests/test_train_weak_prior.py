@@ -205,7 +205,8 @@ def test_stores_of_other_datasets_get_the_custom_preset_sized_to_them(synthetic_
     # 24 + 24 training videos, 20% carved: 19 / 18 left, 32 per class and step -> 1 step
     assert config.preset == CUSTOM and config.epochs == 200 and config.val_every == 8
     assert (config.select_by, config.direction_init, config.lambda_rank) == \
-        ("selector", "text+data", 0.0)
+        ("selector", "residual", 0.0)
+    assert config.concat_selector and config.selector_logit
     assert config.lr == 1e-3
     mine = resolve_config(synthetic_store, settings={"epochs": 7, "lr": 1e-4,
                                                      "batch_size": 8})
@@ -215,3 +216,4 @@ def test_stores_of_other_datasets_get_the_custom_preset_sized_to_them(synthetic_
     paper = resolve_config(synthetic_store, preset="ucf-crime")
     assert (paper.lr, paper.epochs, paper.select_by, paper.direction_init,
             paper.lambda_rank) == (1e-5, 50, "selector", "text", 0.0)
+    assert not paper.concat_selector and not paper.selector_logit

@@ -22,7 +22,7 @@ SELECT_METRICS = ("auto", "auc", "ap", "mauc", "video_auc")
 CACHE_MODES = ("auto", "memory", "hdf5")
 PROTOCOLS = ("validated", "reference")
 SELECT_BY = ("selector", "temporal", "blend")
-DIRECTION_INITS = ("text", "data", "text+data")
+DIRECTION_INITS = ("text", "data", "text+data", "residual")
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,10 @@ class TrainConfig:
     select_by: str = "selector"       # top-k by S (the paper); after warm-up by the temporal
                                       # score ("temporal") or both, z-scored ("blend")
     direction_init: str = "text"      # "data" / "text+data": directions start at (or add)
-                                      # each class's event contrast in the training videos
+                                      # each class's event contrast in the training videos;
+                                      # "residual": its contrast off the normal manifold
     lambda_rank: float = 0.0          # MIL ranking hinge, abnormal vs normal top-k scores
+    selector_logit: bool = False      # temporal logit + learned a * max_c S + b (custom)
     # -- optimisation ---------------------------------------------------------------------
     lr: float = 1e-5
     weight_decay: float = 0.2

@@ -26,6 +26,8 @@ from features.progress import Progress
 from features.store import atomic_write, open_store
 
 from . import resume
+from .baselines import (baselines_line, format_baselines, residual_contrasts,
+                        split_baselines)
 from .config import TrainConfig
 from .diagnose import chance_warning
 from .model import (TERMS, AnomalyCLIP, PromptLearner, anomaly_clip_loss, class_contrasts,
@@ -88,7 +90,8 @@ def select_key(name: str, video_level: bool) -> str:
 def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCLIP:
     """The untrained model of a run: centroid of the normal training videos, CoOp prompts
     over the store's CLIP text tower (shifted towards the training data's class contrasts
-    with ``direction_init`` data / text+data), freshly initialised temporal model (seeded)."""
+    with ``direction_init`` data / text+data; off the normal manifold with ``residual``:
+    train.baselines.residual_contrasts), freshly initialised temporal model (seeded)."""
     model_id = config.text_model or store.attrs["model_id"]
     tower = load_text_tower(model_id, store.attrs.get("model_sha256"), device, store.path)
     if tower.clip.embed_dim != store.embed_dim:
@@ -102,16 +105,20 @@ def initial_model(store, split: Split, config: TrainConfig, device) -> AnomalyCL
     prompts = PromptLearner(tower, split.class_names, config.n_ctx, config.ctx_init_std)
     if config.direction_init != "text":
         anomaly = [c for c in split.class_names if c != split.normal_class]
-        contrasts = class_contrasts(store, dict(zip(split.train["video_id"],
-                                                    split.train["class_name"])),
-                                    anomaly, split.normal_class)
+        videos = dict(zip(split.train["video_id"], split.train["class_name"]))
+        if config.direction_init == "residual":
+            contrasts = torch.from_numpy(residual_contrasts(
+                lambda v: store.rows(v), videos, anomaly, split.normal_class))
+        else:
+            contrasts = class_contrasts(store, videos, anomaly, split.normal_class)
         with torch.no_grad():
             prompts.add_shift(data_shift(prompts(), centroid.to(prompts.ctx.device),
                                          contrasts.to(prompts.ctx.device), split.normal_index,
                                          keep_text=config.direction_init == "text+data"))
     return AnomalyCLIP(split.class_names, split.normal_index, store.embed_dim,
                        config.num_segments, config.seg_length, config.width, config.depth,
-                       config.heads, config.concat_selector, centroid, prompts).to(device)
+                       config.heads, config.concat_selector, centroid, prompts,
+                       selector_logit=config.selector_logit).to(device)
 
 
 def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
@@ -138,11 +145,18 @@ def train_run(features: str | Path, config: TrainConfig, out_dir: str | Path,
                       "stride": store.attrs.get("stride"),
                       "model_id": config.text_model or store.attrs["model_id"],
                       "model_sha256": store.attrs.get("model_sha256"),
-                      "embed_dim": store.embed_dim, "dataset": store.attrs.get("dataset")}
+                      "embed_dim": store.embed_dim, "dataset": store.attrs.get("dataset"),
+                      "baselines": split_baselines(store, split)}
+        if store_info["baselines"]:
+            log.info("%s: training-free baselines on the validation videos: %s", out_dir.name,
+                     format_baselines(store_info["baselines"]))
     ident = resume.identity(features, config, split)
     try:
-        return _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
-                    store_info, progress, t0, ident)
+        result = _fit(model, split, train_src, val_src, val_frames, config, out_dir, device,
+                      store_info, progress, t0, ident)
+        if result.best and (line := baselines_line(result.best, store_info["baselines"])):
+            log.warning("%s: %s", out_dir.name, line)
+        return result
     except KeyboardInterrupt:           # Ctrl-C: say what is kept and what comes next
         raise KeyboardInterrupt(f"{out_dir}: {resume.what_next(out_dir, config.epochs)}") \
             from None
@@ -318,7 +332,7 @@ def _fit(model: AnomalyCLIP, split: Split, train_src, val_src, val_frames: dict,
     body = {"run_dir": str(out_dir), "best_epoch": best_epoch, "best": json_safe(best),
             "select_metric": key, "seconds": round(seconds, 2),
             "config": config.to_dict(), "features": store_info["features"],
-            "resumed_after_epochs": done.resumed_at,
+            "baselines": store_info["baselines"], "resumed_after_epochs": done.resumed_at,
             "finished_utc": utc_now()}
     atomic_write(out_dir / RESULT, lambda tmp: tmp.write_text(
         json.dumps(json_safe(body), indent=2, default=str) + "\n"))

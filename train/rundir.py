@@ -121,6 +121,9 @@ class RunConfig:
     best_epoch: int | None = _key("the epoch of these weights (null: the last, unselected)",
                                   None)
     metrics: dict = _key("that epoch's validation metrics (null where undefined)", {})
+    baselines: dict = _key("training-free baselines (train/baselines.py) fitted on the "
+                           "training videos, on the validation videos: novelty_auc, "
+                           "residual_auc, their video AUCs, prototype_top1", {})
 
 
 CONFIG_KEYS = {f.name: f.metadata["about"] for f in dataclasses.fields(RunConfig)}
@@ -236,7 +239,8 @@ def build_model(cfg: dict) -> AnomalyCLIP:
     """An AnomalyCLIP without prompt learner, shaped as config.json ``cfg`` says."""
     return AnomalyCLIP(cfg["class_names"], cfg["normal_index"], cfg["embed_dim"],
                        cfg["num_segments"], cfg["seg_length"], cfg["width"], cfg["depth"],
-                       cfg["heads"], cfg["concat_selector"])
+                       cfg["heads"], cfg["concat_selector"],
+                       selector_logit=bool(cfg.get("config", {}).get("selector_logit", False)))
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):

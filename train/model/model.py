@@ -37,7 +37,8 @@ class AnomalyCLIP(nn.Module):
     def __init__(self, class_names: list[str], normal_index: int, embed_dim: int,
                  num_segments: int, seg_length: int, width: int, depth: int, heads: int,
                  concat_selector: bool, centroid: torch.Tensor | None = None,
-                 prompt_learner: PromptLearner | None = None):
+                 prompt_learner: PromptLearner | None = None,
+                 selector_logit: bool = False):
         super().__init__()
         c = len(class_names)
         self.class_names = list(class_names)
@@ -51,6 +52,12 @@ class AnomalyCLIP(nn.Module):
         self.selector = Selector(c - 1)
         in_dim = embed_dim + (c - 1 if concat_selector else 0)
         self.temporal = TemporalModel(in_dim, width, depth, heads, num_segments, seg_length)
+        # custom preset: the temporal logit plus a learned affine map of max_c S, so that
+        # s starts from what the (data-started) directions already find
+        self.selector_logit = selector_logit
+        if selector_logit:
+            self.selector_scale = nn.Parameter(torch.tensor(1.0))
+            self.selector_bias = nn.Parameter(torch.tensor(-3.0))
         if prompt_learner is not None:
             self.refresh_text()
 
@@ -83,6 +90,8 @@ class AnomalyCLIP(nn.Module):
         S = self.selector(centred, self.directions())                          # (B, N, L, C-1)
         feats = torch.cat([S, centred], dim=-1) if self.concat_selector else centred
         logits = self.temporal(feats)                                          # (B, N, L)
+        if self.selector_logit:
+            logits = logits + self.selector_scale * S.max(-1).values + self.selector_bias
         log_probs = class_log_probs(S, logits, self.normal_index)              # (B, N, L, C)
         return {"p_anomaly": torch.sigmoid(logits), "class_probs": log_probs.exp(),
                 "log_probs": log_probs, "S": S, "logits": logits}
